@@ -1,0 +1,53 @@
+# credspark: `make help` lists the targets. The two set-up commands are `make demo` and `make test`.
+SHELL := /bin/bash
+PYTHON ?= $(shell command -v python3.11 || command -v python3)
+VENV ?= .venv
+PY := $(VENV)/bin/python
+STAMP := $(VENV)/.installed
+JARS_DIR ?= $(HOME)/.cache/credspark/jars/delta-4.4.0
+WAREHOUSE ?= ./warehouse
+export CREDSPARK_JARS_DIR := $(abspath $(JARS_DIR))
+export PYTHONHASHSEED := 0
+
+.PHONY: help venv jars demo test test-fast lint bench bench-features bench-models dist clean
+
+help: ## list the targets
+	@grep -E '^[a-zA-Z_-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-16s %s\n", $$1, $$2}'
+
+$(STAMP): pyproject.toml constraints/main.txt
+	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install -q --upgrade pip
+	# pip's wheel cache (~/.cache/pip) keeps a fresh .venv to minutes; constraints pin what CI tested.
+	$(PY) -m pip install -q -c constraints/main.txt -e '.[dev,bench]'
+	@touch $(STAMP)
+
+venv: $(STAMP) ## create .venv and install credspark with its extras (once)
+
+jars: $(STAMP) ## fetch the Delta Lake JARs from Maven Central once into $(JARS_DIR)
+	@build-support/fetch_delta_jars.sh $(PY) $(JARS_DIR)
+
+demo: venv jars ## generate a demo portfolio, validate it, build features and print a summary
+	$(PY) -m credspark.demo --warehouse $(WAREHOUSE)/demo
+
+test: venv jars ## run the whole test suite (unit, integration)
+	$(PY) -m pytest -q tests
+
+test-fast: venv jars ## unit tests only
+	$(PY) -m pytest -q tests/unit
+
+lint: venv ## ruff (style + docstrings)
+	$(VENV)/bin/ruff check credspark jobs tests benchmarks
+
+bench: bench-features bench-models ## all benchmarks (long; not part of make test)
+
+bench-features: venv jars ## Spark feature build vs DuckDB on generated portfolios
+	$(PY) benchmarks/features.py
+
+bench-models: venv ## model quality on the UCI data (paper protocol)
+	$(PY) benchmarks/models_uci.py
+
+dist: venv ## build the wheel for spark-submit --py-files
+	$(PY) -m pip wheel --no-deps -w dist .
+
+clean: ## remove build outputs and the local warehouse (not the venv)
+	rm -rf dist build *.egg-info warehouse spark-warehouse metastore_db

@@ -1,0 +1,20 @@
+#!/usr/bin/env bash
+# Fetch the Delta Lake JARs once from Maven Central into a cache folder outside the repo, keeping only the
+# ones Spark does not already ship (copying Spark's own hadoop/parquet/scala jars twice would shadow them).
+# Re-runs are offline: the folder's .complete stamp short-cuts everything, and Maven's ~/.m2 cache is used.
+# Usage: fetch_delta_jars.sh <python-with-pyspark> <dest-dir>
+set -euo pipefail
+py=$1; dest=$2
+here=$(cd "$(dirname "$0")" && pwd)
+if [ -f "$dest/.complete" ]; then echo "delta jars: cached in $dest"; exit 0; fi
+spark_jars=$("$py" -c 'import os, pyspark; print(os.path.join(os.path.dirname(pyspark.__file__), "jars"))')
+tmp=$(mktemp -d); trap 'rm -rf "$tmp"' EXIT
+mvn -q -B -f "$here/delta-jars.pom.xml" dependency:copy-dependencies -DincludeScope=runtime -DoutputDirectory="$tmp/all"
+mkdir -p "$tmp/keep"
+for j in "$tmp"/all/*.jar; do
+  base=$(basename "$j" | sed -E 's/-[0-9][^-]*\.jar$//')
+  if ! ls "$spark_jars" | sed -E 's/-[0-9][^-]*\.jar$//' | grep -qx "$base"; then cp "$j" "$tmp/keep/"; fi
+done
+mkdir -p "$(dirname "$dest")"; rm -rf "$dest.tmp"; mv "$tmp/keep" "$dest.tmp"
+touch "$dest.tmp/.complete"; rm -rf "$dest"; mv "$dest.tmp" "$dest"
+echo "delta jars: fetched into $dest ($(ls "$dest" | wc -l) files)"

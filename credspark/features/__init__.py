@@ -1,0 +1,1 @@
+"""Pure DataFrame -> DataFrame feature transforms."""

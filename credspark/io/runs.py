@@ -1,0 +1,88 @@
+"""Run summaries: one JSON file per job run under ``<warehouse>/_runs/``, written atomically."""
+
+from __future__ import annotations
+
+import json
+import os
+import platform
+import time
+import uuid
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+__all__ = ["RunSummary", "new_run_id", "write_summary", "versions"]
+
+
+def new_run_id(job: str, stamp: str) -> str:
+    """A unique, sortable run id: ``<job>-<stamp>-<8 hex>``."""
+    return f"{job}-{stamp}-{uuid.uuid4().hex[:8]}"
+
+
+def versions() -> dict[str, str]:
+    """Versions of the components that decide a run's results."""
+    import importlib.metadata as md
+
+    out = {"python": platform.python_version()}
+    for pkg in ("credspark", "pyspark", "delta-spark", "torch", "xgboost", "numpy", "pandas", "pyarrow"):
+        try:
+            out[pkg] = md.version(pkg)
+        except md.PackageNotFoundError:
+            pass
+    return out
+
+
+@dataclass
+class RunSummary:
+    """What a job did: counts, durations, status. Filled as the job goes, written at the end."""
+
+    job: str
+    run_id: str
+    started_at: str
+    params: dict[str, Any] = field(default_factory=dict)
+    counts: dict[str, Any] = field(default_factory=dict)
+    durations_s: dict[str, float] = field(default_factory=dict)
+    details: dict[str, Any] = field(default_factory=dict)
+    status: str = "running"
+    reason: str | None = None
+    exit_code: int = 0
+
+    @contextmanager
+    def stage(self, name: str):
+        """Time a stage; its wall time lands in ``durations_s[name]``."""
+        t0 = time.perf_counter()
+        try:
+            yield
+        finally:
+            self.durations_s[name] = round(self.durations_s.get(name, 0.0) + time.perf_counter() - t0, 3)
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-safe dict."""
+        return {
+            "job": self.job,
+            "run_id": self.run_id,
+            "started_at": self.started_at,
+            "status": self.status,
+            "exit_code": self.exit_code,
+            "reason": self.reason,
+            "params": self.params,
+            "counts": self.counts,
+            "durations_s": self.durations_s,
+            "details": self.details,
+            "versions": versions(),
+        }
+
+
+def write_summary(summary: RunSummary, runs_dir: str | Path) -> Path:
+    """Write the summary as ``<runs_dir>/<run_id>.json`` via a temp file and rename (never half-written)."""
+    d = Path(runs_dir)
+    d.mkdir(parents=True, exist_ok=True)
+    final = d / f"{summary.run_id}.json"
+    tmp = d / f".{summary.run_id}.json.tmp"
+    with open(tmp, "w", encoding="utf-8") as fh:
+        json.dump(summary.to_dict(), fh, indent=2, sort_keys=True, default=str)
+        fh.flush()
+        os.fsync(fh.fileno())
+    os.replace(tmp, final)
+    return final

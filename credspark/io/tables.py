@@ -1,0 +1,216 @@
+"""All table reads and writes: Delta tables under the warehouse (or in a metastore database).
+
+Names come from config and are checked against a strict identifier rule before they become paths or SQL
+identifiers, so a config value can neither escape the warehouse nor inject SQL.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import re
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
+from pathlib import Path
+
+from pyspark.sql import DataFrame, SparkSession
+
+from credspark.config import Config
+from credspark.errors import ConfigError, MissingDataError
+
+__all__ = [
+    "TableRef",
+    "table_ref",
+    "safe_child",
+    "table_exists",
+    "read_table",
+    "overwrite_table",
+    "overwrite_partitions",
+    "append_table",
+    "set_properties",
+    "get_properties",
+    "partition_values",
+]
+
+_IDENT = re.compile(r"^[A-Za-z_][A-Za-z0-9_]{0,127}$")
+_PROP_KEY = re.compile(r"^[A-Za-z_][A-Za-z0-9_.]{0,127}$")
+
+
+def _check_ident(value: str, what: str) -> str:
+    if not isinstance(value, str) or not _IDENT.match(value):
+        raise ConfigError(f"{what} {value!r}: must match {_IDENT.pattern} (letters, digits, underscore)")
+    return value
+
+
+def safe_child(root: str | Path, *parts: str) -> Path:
+    """``root/part/...`` resolved, refusing any result outside ``root``.
+
+    Args:
+        root: The folder the result must stay inside.
+        *parts: Path components, each an identifier-like name.
+
+    Returns:
+        The resolved path.
+    """
+    base = Path(root).resolve()
+    p = base.joinpath(*parts).resolve()
+    if p != base and base not in p.parents:
+        raise ConfigError(f"path {'/'.join(parts)!r} escapes the warehouse {base}")
+    return p
+
+
+@dataclass(frozen=True)
+class TableRef:
+    """Where one table lives: a Delta path, or a metastore table name."""
+
+    name: str
+    path: str | None = None
+    qualified: str | None = None
+
+    def __str__(self) -> str:
+        return self.qualified or self.path or self.name
+
+
+def table_ref(cfg: Config, name: str) -> TableRef:
+    """Resolve a logical table name (e.g. ``cfg.tables.features``) to its location.
+
+    Args:
+        cfg: The job config (warehouse section).
+        name: Table name, letters/digits/underscores only.
+
+    Returns:
+        A TableRef: ``<warehouse>/<name>`` or ``<database>.<name>``.
+    """
+    _check_ident(name, "table name")
+    if cfg.warehouse.database:
+        db = _check_ident(cfg.warehouse.database, "warehouse.database")
+        return TableRef(name=name, qualified=f"`{db}`.`{name}`")
+    return TableRef(name=name, path=str(safe_child(cfg.warehouse.path, name)))
+
+
+def table_exists(spark: SparkSession, ref: TableRef) -> bool:
+    """True when the Delta table exists."""
+    from delta.tables import DeltaTable
+
+    if ref.qualified:
+        return spark.catalog.tableExists(ref.qualified.replace("`", ""))
+    return DeltaTable.isDeltaTable(spark, ref.path)
+
+
+def read_table(spark: SparkSession, ref: TableRef) -> DataFrame:
+    """Read a Delta table; MissingDataError names it when it does not exist."""
+    if not table_exists(spark, ref):
+        raise MissingDataError(f"table '{ref.name}' does not exist at {ref}")
+    if ref.qualified:
+        return spark.table(ref.qualified)
+    return spark.read.format("delta").load(ref.path)
+
+
+def _writer(df: DataFrame, mode: str, partition_by: Iterable[str] | None, user_metadata: str | None):
+    w = df.write.format("delta").mode(mode)
+    if partition_by:
+        w = w.partitionBy(*partition_by)
+    if user_metadata:
+        w = w.option("userMetadata", user_metadata)
+    return w
+
+
+def _save(w, ref: TableRef) -> None:
+    if ref.qualified:
+        w.saveAsTable(ref.qualified.replace("`", ""))
+    else:
+        w.save(ref.path)
+
+
+def overwrite_table(
+    df: DataFrame, ref: TableRef, *, partition_by: Iterable[str] | None = None, user_metadata: str | None = None
+) -> None:
+    """Replace a whole table in one Delta commit (schema included)."""
+    w = _writer(df, "overwrite", partition_by, user_metadata).option("overwriteSchema", "true")
+    _save(w, ref)
+
+
+def append_table(df: DataFrame, ref: TableRef, *, partition_by: Iterable[str] | None = None) -> None:
+    """Append rows in one Delta commit (creates the table if needed)."""
+    _save(_writer(df, "append", partition_by, None), ref)
+
+
+def _sql_literal(value: object) -> str:
+    """A SQL literal for a date, int or plain string value (quotes escaped; control chars refused)."""
+    if isinstance(value, dt.date):
+        return f"DATE'{value.isoformat()}'"
+    if isinstance(value, bool) or not isinstance(value, (int, str)):
+        raise ConfigError(f"cannot use {value!r} as a partition value")
+    if isinstance(value, int):
+        return str(value)
+    if any(ord(c) < 32 for c in value):
+        raise ConfigError(f"partition value {value!r} contains control characters")
+    return "'" + value.replace("\\", "\\\\").replace("'", "\\'") + "'"
+
+
+def overwrite_partitions(
+    df: DataFrame,
+    ref: TableRef,
+    column: str,
+    values: Iterable[object],
+    *,
+    user_metadata: str | None = None,
+) -> None:
+    """Atomically replace exactly the partitions ``column IN values`` (one Delta commit, replaceWhere).
+
+    Other partitions are untouched; a failure leaves the previous version readable. Delta also checks that
+    every written row satisfies the predicate, so a bug cannot spill into another partition.
+
+    Args:
+        df: Rows for those partitions only.
+        ref: The table (created, partitioned by ``column``, if it does not exist yet).
+        column: Partition column (an identifier).
+        values: Partition values (dates, ints or plain strings).
+        user_metadata: Text stored in the Delta commit info (e.g. the run id).
+    """
+    _check_ident(column, "partition column")
+    vals = list(dict.fromkeys(values))
+    if not vals:
+        raise ValueError("overwrite_partitions: no partition values given")
+    predicate = f"`{column}` IN ({', '.join(_sql_literal(v) for v in vals)})"
+    w = _writer(df, "overwrite", [column], user_metadata).option("replaceWhere", predicate)
+    _save(w, ref)
+
+
+def _sql_table(ref: TableRef) -> str:
+    if ref.qualified:
+        return ref.qualified
+    return "delta.`" + str(ref.path).replace("`", "``") + "`"
+
+
+def set_properties(spark: SparkSession, ref: TableRef, props: Mapping[str, object]) -> None:
+    """Set user table properties (keys are identifiers with dots; values are quoted literals)."""
+    if not props:
+        return
+    items = []
+    for k, v in props.items():
+        if not _PROP_KEY.match(k):
+            raise ConfigError(f"table property key {k!r} is not a plain identifier")
+        items.append(f"'{k}' = {_sql_literal(str(v))}")
+    spark.sql(f"ALTER TABLE {_sql_table(ref)} SET TBLPROPERTIES ({', '.join(items)})")
+
+
+def get_properties(spark: SparkSession, ref: TableRef) -> dict[str, str]:
+    """The table's properties."""
+    from delta.tables import DeltaTable
+
+    if not table_exists(spark, ref):
+        raise MissingDataError(f"table '{ref.name}' does not exist at {ref}")
+    dtab = (
+        DeltaTable.forName(spark, ref.qualified.replace("`", ""))
+        if ref.qualified
+        else DeltaTable.forPath(spark, ref.path)
+    )
+    row = dtab.detail().select("properties").first()
+    return dict(row["properties"] or {})
+
+
+def partition_values(spark: SparkSession, ref: TableRef, column: str) -> list:
+    """Distinct values of a partition column, sorted (reads only the Delta log's file list)."""
+    _check_ident(column, "partition column")
+    df = read_table(spark, ref)
+    return sorted(r[0] for r in df.select(column).distinct().collect())

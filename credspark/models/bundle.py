@@ -1,0 +1,487 @@
+"""Model bundle: one directory holding everything needed to score, verified before anything is loaded.
+
+Layout::
+
+    <bundle>/manifest.json              format version, FeatureSpec, parameters, metadata, sha256 of every file
+    <bundle>/embedder/...               files written by the embedder's own save(directory) (safetensors + JSON)
+    <bundle>/classifier/focal_xgb.ubj   XGBoost booster as UBJSON
+    <bundle>/classifier/focal_xgb.json  classifier parameters
+
+No file in a bundle is a pickle. :func:`load_bundle` checks the manifest before any model code reads a byte:
+format version, every listed path is a plain relative path that stays inside the bundle (no absolute paths,
+no ``..``, no symlink leading out), every sha256 matches. The verified bytes are then copied into a private
+staging directory and the models load from there, so they can only see listed files, and a file swapped
+after verification is never read. The embedder class comes from a fixed registry in this module, looked up
+by the manifest's ``kind`` name: the manifest never names code to import.
+"""
+
+from __future__ import annotations
+
+import datetime as _dt
+import hashlib
+import importlib
+import json
+import os
+import shutil
+import tempfile
+from collections.abc import Mapping
+from pathlib import Path, PurePosixPath
+from typing import Any, Protocol
+
+import numpy as np
+
+from credspark import __version__
+from credspark.models.focal_xgb import FocalXGBClassifier
+from credspark.models.spec import FeatureSpec, SpecMismatchError
+
+__all__ = [
+    "BUNDLE_FORMAT",
+    "BUNDLE_FORMAT_VERSION",
+    "EMBEDDERS",
+    "MANIFEST_FILE",
+    "Bundle",
+    "BundleError",
+    "Embedder",
+    "load_bundle",
+    "save_bundle",
+]
+
+BUNDLE_FORMAT = "credspark-bundle"
+BUNDLE_FORMAT_VERSION = 1
+MANIFEST_FILE = "manifest.json"
+_EMBEDDER_DIR = "embedder"
+_CLASSIFIER_DIR = "classifier"
+_CLASSIFIER_KIND = "focal_xgb"
+
+#: Embedder registry: manifest ``kind`` -> ``"module:ClassName"``. Fixed in code, resolved lazily (so that
+#: importing this module does not import torch).
+EMBEDDERS: Mapping[str, str] = {"resnet_lstm": "credspark.models.resnet_lstm:ResNetLSTM"}
+
+
+class BundleError(ValueError):
+    """A bundle is malformed, tampered with, or does not match what the caller expects."""
+
+
+class BundleSpecError(BundleError, SpecMismatchError):
+    """The bundle's FeatureSpec differs from the expected one (catchable as either parent)."""
+
+
+class Embedder(Protocol):
+    """What a bundle needs from an embedder (implemented by ``ResNetLSTM``)."""
+
+    def save(self, directory: str | Path) -> list[str]:
+        """Write the weights into ``directory``; return the file names written."""
+        ...
+
+    @classmethod
+    def load(cls, directory: str | Path, *, device: str = "cpu") -> Embedder:
+        """Read an embedder written by :meth:`save`."""
+        ...
+
+    def embed(self, static: np.ndarray, dynamic: np.ndarray, mask: np.ndarray) -> np.ndarray:
+        """Return ``(n, d)`` float32 embeddings."""
+        ...
+
+
+# --------------------------------------------------------------------------- registry
+def _resolve(target: str | type) -> type:
+    if isinstance(target, type):
+        return target
+    module, _, name = target.partition(":")
+    return getattr(importlib.import_module(module), name)
+
+
+def _embedder_kind(embedder: object, registry: Mapping[str, str | type]) -> str:
+    for kind, target in registry.items():
+        try:
+            cls = _resolve(target)
+        except ModuleNotFoundError:
+            continue  # a registered model whose module is not installed cannot be this object's class
+        if type(embedder) is cls:
+            return kind
+    raise ValueError(f"embedder of type {type(embedder).__qualname__} is not in the bundle registry {sorted(registry)}")
+
+
+# --------------------------------------------------------------------------- file helpers
+def _sha256_file(path: Path) -> str:
+    h = hashlib.sha256()
+    with path.open("rb") as fh:
+        for chunk in iter(lambda: fh.read(1 << 20), b""):
+            h.update(chunk)
+    return h.hexdigest()
+
+
+def _fsync_tree(root: Path) -> None:
+    # Flush file contents and directory entries before the rename publishes the bundle.
+    for dirpath, _, filenames in os.walk(root):
+        for name in filenames:
+            with open(os.path.join(dirpath, name), "rb") as fh:
+                os.fsync(fh.fileno())
+        fd = os.open(dirpath, os.O_RDONLY)
+        try:
+            os.fsync(fd)
+        finally:
+            os.close(fd)
+
+
+def _check_relpath(name: Any, where: str) -> PurePosixPath:
+    """Refuse anything but a plain relative POSIX path without ``.``/``..`` parts."""
+    if not isinstance(name, str) or not name:
+        raise BundleError(f"{where}: file name {name!r} is not a non-empty string")
+    if "\\" in name or "\x00" in name or ":" in name:
+        raise BundleError(f"{where}: file name {name!r} contains a forbidden character")
+    rel = PurePosixPath(name)
+    if rel.is_absolute():
+        raise BundleError(f"{where}: file name {name!r} is an absolute path")
+    if any(part in ("", ".", "..") for part in name.split("/")):
+        raise BundleError(f"{where}: file name {name!r} contains '..', '.' or an empty part")
+    return rel
+
+
+def _component_files(directory: Path, names: list[str], what: str) -> list[str]:
+    """Check what a model's save() reported against what it actually wrote."""
+    for name in names:
+        _check_relpath(name, f"{what}.save()")
+    written = {p.relative_to(directory).as_posix() for p in directory.rglob("*") if p.is_file() or p.is_symlink()}
+    if set(names) != written:
+        raise ValueError(
+            f"{what}.save() returned {sorted(names)} but wrote {sorted(written)}: every file a model needs to "
+            "load must be reported so the bundle can hash it"
+        )
+    return sorted(names)
+
+
+def _json_safe(value: Any) -> Any:
+    """Round-trip through JSON, stringifying what JSON cannot hold (for informational parameters)."""
+    return json.loads(json.dumps(value, default=str))
+
+
+# --------------------------------------------------------------------------- save
+def save_bundle(
+    directory: str | Path,
+    *,
+    spec: FeatureSpec,
+    embedder: Embedder,
+    classifier: FocalXGBClassifier,
+    metadata: dict[str, Any],
+    use_raw_static: bool = False,
+    created_at: str | None = None,
+    registry: Mapping[str, str | type] | None = None,
+) -> Path:
+    """Write a bundle atomically: into a temporary sibling directory, renamed into place when complete.
+
+    Args:
+        directory: Target directory; must not exist yet (bundles are immutable versions).
+        spec: The FeatureSpec the models were trained on.
+        embedder: A fitted embedder whose class is in the registry (``ResNetLSTM``).
+        classifier: The fitted focal XGBoost on the embedding (plus raw static columns if ``use_raw_static``).
+        metadata: JSON-serialisable description, stored verbatim under ``metadata``. Conventional keys:
+            ``preprocessing``, ``metrics``, ``training_data``, ``git_commit`` (also copied to ``code_version``).
+        use_raw_static: Whether the classifier input is the embedding followed by the raw static block.
+            Defaults to False.
+        created_at: Timestamp for the manifest (ISO 8601), passed in by the job; None stamps the current UTC
+            time, for information only. Defaults to None.
+        registry: Embedder registry ``kind -> class`` to use instead of :data:`EMBEDDERS` (tests, plug-ins).
+            Defaults to None.
+
+    Returns:
+        The bundle directory.
+
+    Raises:
+        FileExistsError: If ``directory`` exists.
+        ValueError: If the parts do not fit together (feature counts, spec, unregistered embedder).
+    """
+    target = Path(directory)
+    if target.exists() or target.is_symlink():
+        raise FileExistsError(f"bundle directory {target} already exists")
+    if not isinstance(classifier, FocalXGBClassifier) or not hasattr(classifier, "booster_"):
+        raise ValueError("classifier must be a fitted FocalXGBClassifier")
+    kind = _embedder_kind(embedder, EMBEDDERS if registry is None else registry)
+    embedder_spec = getattr(embedder, "spec", None)
+    if embedder_spec is not None:
+        spec.check_compatible(embedder_spec, what="embedder")
+    n_raw = spec.n_static if use_raw_static else 0
+    embedding_dim = classifier.n_features_in_ - n_raw
+    if embedding_dim < 1:
+        raise ValueError(f"classifier has {classifier.n_features_in_} features; cannot hold {n_raw} raw static ones")
+    feature_names = [f"emb_{i}" for i in range(embedding_dim)] + (spec.static_names if use_raw_static else [])
+    if classifier.feature_names is not None and list(classifier.feature_names) != feature_names:
+        raise ValueError(f"classifier.feature_names {list(classifier.feature_names)} != bundle names {feature_names}")
+    metadata = dict(metadata)
+    json.dumps(metadata)  # fail before writing anything if it is not JSON-serialisable
+
+    target.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix=f".{target.name}.tmp-", dir=target.parent))
+    try:
+        (tmp / _EMBEDDER_DIR).mkdir()
+        (tmp / _CLASSIFIER_DIR).mkdir()
+        emb_files = _component_files(tmp / _EMBEDDER_DIR, list(embedder.save(tmp / _EMBEDDER_DIR)), "embedder")
+        clf_files = _component_files(tmp / _CLASSIFIER_DIR, list(classifier.save(tmp / _CLASSIFIER_DIR)), "classifier")
+        emb_files = [f"{_EMBEDDER_DIR}/{f}" for f in emb_files]
+        clf_files = [f"{_CLASSIFIER_DIR}/{f}" for f in clf_files]
+        get_params = getattr(embedder, "get_params", None)
+        manifest = {
+            "format": BUNDLE_FORMAT,
+            "format_version": BUNDLE_FORMAT_VERSION,
+            "created_at": created_at or _dt.datetime.now(_dt.UTC).isoformat(timespec="seconds"),
+            "code_version": {"credspark": __version__, "git_commit": metadata.get("git_commit")},
+            "feature_spec": spec.to_dict(),
+            "use_raw_static": bool(use_raw_static),
+            "feature_names": feature_names,
+            "embedder": {
+                "kind": kind,
+                "embedding_dim": embedding_dim,
+                "files": emb_files,
+                "params": _json_safe(get_params()) if callable(get_params) else None,
+            },
+            "classifier": {
+                "kind": _CLASSIFIER_KIND,
+                "files": clf_files,
+                "params": classifier.get_params(),
+                "best_iteration": classifier.best_iteration_,
+            },
+            "metadata": metadata,
+            "files": {
+                name: {"sha256": _sha256_file(tmp / name), "bytes": (tmp / name).stat().st_size}
+                for name in emb_files + clf_files
+            },
+        }
+        (tmp / MANIFEST_FILE).write_text(json.dumps(manifest, indent=2, sort_keys=True))
+        _fsync_tree(tmp)
+        os.rename(tmp, target)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+    return target
+
+
+# --------------------------------------------------------------------------- load
+class Bundle:
+    """A verified, loaded bundle: FeatureSpec, embedder and classifier wired together.
+
+    Attributes:
+        spec: The bundle's FeatureSpec.
+        manifest: The parsed manifest.
+        embedder: The loaded embedder.
+        classifier: The loaded FocalXGBClassifier.
+        use_raw_static: Whether the raw static block follows the embedding in the classifier input.
+        feature_names: Classifier input names: ``emb_0..emb_{d-1}`` then, if raw static is used, the static names.
+        path: The bundle directory.
+    """
+
+    def __init__(
+        self,
+        *,
+        spec: FeatureSpec,
+        manifest: dict[str, Any],
+        embedder: Embedder,
+        classifier: FocalXGBClassifier,
+        path: Path,
+    ) -> None:
+        self.spec = spec
+        self.manifest = manifest
+        self.embedder = embedder
+        self.classifier = classifier
+        self.use_raw_static = bool(manifest["use_raw_static"])
+        self.feature_names: list[str] = list(manifest["feature_names"])
+        self.embedding_dim = int(manifest["embedder"]["embedding_dim"])
+        self.path = path
+
+    def embed(self, static: np.ndarray, dynamic: np.ndarray, mask: np.ndarray) -> np.ndarray:
+        """Embed a batch after checking its shapes against the spec.
+
+        Args:
+            static: ``(n, n_static)`` static block.
+            dynamic: ``(n, T, C)`` monthly block.
+            mask: ``(n, T)`` month mask (1 = observed).
+
+        Returns:
+            ``(n, embedding_dim)`` float32 embeddings.
+        """
+        static = np.asarray(static, dtype=np.float32)
+        dynamic = np.asarray(dynamic, dtype=np.float32)
+        mask = np.asarray(mask)
+        self.spec.validate_arrays(static, dynamic, mask)
+        emb = np.asarray(self.embedder.embed(static, dynamic, mask), dtype=np.float32)
+        if emb.shape != (static.shape[0], self.embedding_dim):
+            raise BundleError(f"embedder returned shape {emb.shape}, expected ({static.shape[0]}, {self.embedding_dim})")
+        return emb
+
+    def classifier_input(self, static: np.ndarray, dynamic: np.ndarray, mask: np.ndarray) -> np.ndarray:
+        """The classifier's input matrix, columns named by :attr:`feature_names`.
+
+        Args:
+            static: ``(n, n_static)`` static block.
+            dynamic: ``(n, T, C)`` monthly block.
+            mask: ``(n, T)`` month mask.
+
+        Returns:
+            ``(n, len(feature_names))`` float32 matrix.
+        """
+        emb = self.embed(static, dynamic, mask)
+        if self.use_raw_static:
+            return np.hstack([emb, np.asarray(static, dtype=np.float32)])
+        return emb
+
+    def predict_proba(self, static: np.ndarray, dynamic: np.ndarray, mask: np.ndarray) -> np.ndarray:
+        """Probability of default per row.
+
+        Args:
+            static: ``(n, n_static)`` static block.
+            dynamic: ``(n, T, C)`` monthly block.
+            mask: ``(n, T)`` month mask.
+
+        Returns:
+            ``(n,)`` float64 probabilities.
+        """
+        return self.classifier.predict_proba(self.classifier_input(static, dynamic, mask))
+
+    def contributions(self, static: np.ndarray, dynamic: np.ndarray, mask: np.ndarray) -> np.ndarray:
+        """Additive margin contributions per classifier input (for reason codes).
+
+        Args:
+            static: ``(n, n_static)`` static block.
+            dynamic: ``(n, T, C)`` monthly block.
+            mask: ``(n, T)`` month mask.
+
+        Returns:
+            ``(n, len(feature_names) + 1)``; the last column is the bias.
+        """
+        return self.classifier.contributions(self.classifier_input(static, dynamic, mask))
+
+    def __repr__(self) -> str:
+        return f"Bundle(path={str(self.path)!r}, kind={self.manifest['embedder']['kind']!r}, features={len(self.feature_names)})"
+
+
+def _read_manifest(root: Path) -> dict[str, Any]:
+    path = root / MANIFEST_FILE
+    if path.is_symlink() or not path.is_file():
+        raise BundleError(f"{path}: missing or not a regular file")
+    try:
+        manifest = json.loads(path.read_text())
+    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise BundleError(f"{path}: not valid JSON ({exc})") from exc
+    if not isinstance(manifest, dict):
+        raise BundleError(f"{path}: expected a JSON object")
+    if manifest.get("format") != BUNDLE_FORMAT:
+        raise BundleError(f"{path}: field 'format' is {manifest.get('format')!r}, expected {BUNDLE_FORMAT!r}")
+    if manifest.get("format_version") != BUNDLE_FORMAT_VERSION:
+        raise BundleError(
+            f"{path}: field 'format_version' is {manifest.get('format_version')!r}, this code reads "
+            f"{BUNDLE_FORMAT_VERSION}"
+        )
+    for key in ("feature_spec", "embedder", "classifier", "files", "feature_names", "use_raw_static"):
+        if key not in manifest:
+            raise BundleError(f"{path}: field {key!r} is missing")
+    if not isinstance(manifest["files"], dict) or not manifest["files"]:
+        raise BundleError(f"{path}: field 'files' must be a non-empty object")
+    return manifest
+
+
+def _verified_copy(root: Path, manifest: dict[str, Any], staging: Path) -> None:
+    """Hash every listed file and copy the verified bytes into ``staging``."""
+    root_real = root.resolve(strict=True)
+    for name, entry in manifest["files"].items():
+        where = f"{root / MANIFEST_FILE} files[{name!r}]"
+        rel = _check_relpath(name, where)
+        if name == MANIFEST_FILE:
+            raise BundleError(f"{where}: the manifest cannot list itself")
+        if not isinstance(entry, dict) or not isinstance(entry.get("sha256"), str):
+            raise BundleError(f"{where}: entry needs a 'sha256' string")
+        path = root / rel
+        try:
+            real = path.resolve(strict=True)
+        except (FileNotFoundError, RuntimeError) as exc:
+            raise BundleError(f"{path}: listed in the manifest but missing") from exc
+        if not real.is_relative_to(root_real):
+            raise BundleError(f"{path}: resolves to {real}, outside the bundle directory")
+        if not real.is_file():
+            raise BundleError(f"{path}: not a regular file")
+        data = real.read_bytes()
+        digest = hashlib.sha256(data).hexdigest()
+        if digest != entry["sha256"]:
+            raise BundleError(f"{path}: sha256 mismatch (manifest {entry['sha256']}, file {digest}); refusing to load")
+        out = staging / rel
+        out.parent.mkdir(parents=True, exist_ok=True)
+        out.write_bytes(data)
+
+
+def _component(manifest: dict[str, Any], key: str, subdir: str) -> dict[str, Any]:
+    comp = manifest[key]
+    if not isinstance(comp, dict) or not isinstance(comp.get("kind"), str) or not isinstance(comp.get("files"), list):
+        raise BundleError(f"manifest field {key!r} needs 'kind' and 'files'")
+    for name in comp["files"]:
+        _check_relpath(name, f"manifest field {key!r}")
+        if name not in manifest["files"]:
+            raise BundleError(f"manifest field {key!r}: file {name!r} is not hashed in 'files'")
+        if not str(name).startswith(subdir + "/"):
+            raise BundleError(f"manifest field {key!r}: file {name!r} is outside {subdir}/")
+    return comp
+
+
+def load_bundle(
+    directory: str | Path,
+    *,
+    expected_spec: FeatureSpec | None = None,
+    device: str = "cpu",
+    registry: Mapping[str, str | type] | None = None,
+) -> Bundle:
+    """Verify and load a bundle written by :func:`save_bundle`.
+
+    Args:
+        directory: The bundle directory.
+        expected_spec: The FeatureSpec the caller will feed; None skips that check. Defaults to None.
+        device: Torch device for the embedder. Defaults to ``"cpu"``.
+        registry: Embedder registry ``kind -> class`` to use instead of :data:`EMBEDDERS`. Defaults to None.
+
+    Returns:
+        The loaded :class:`Bundle`.
+
+    Raises:
+        BundleError: For a wrong format version, a path outside the bundle, a missing file, a hash mismatch,
+            an unknown embedder kind, a model file that fails to parse, or a FeatureSpec that differs from
+            ``expected_spec`` (then also a ``SpecMismatchError``).
+    """
+    root = Path(directory)
+    if not root.is_dir():
+        raise BundleError(f"{root}: not a bundle directory")
+    manifest = _read_manifest(root)
+    try:
+        spec = FeatureSpec.from_dict(manifest["feature_spec"])
+    except (KeyError, TypeError, ValueError) as exc:
+        raise BundleError(f"{root / MANIFEST_FILE}: field 'feature_spec' is invalid ({exc})") from exc
+    if expected_spec is not None:
+        try:
+            expected_spec.check_compatible(spec, what=f"bundle {root} field 'feature_spec'")
+        except SpecMismatchError as exc:
+            raise BundleSpecError(str(exc)) from exc
+    emb_comp = _component(manifest, "embedder", _EMBEDDER_DIR)
+    clf_comp = _component(manifest, "classifier", _CLASSIFIER_DIR)
+    registry = EMBEDDERS if registry is None else registry
+    if emb_comp["kind"] not in registry:
+        raise BundleError(f"manifest field 'embedder.kind': {emb_comp['kind']!r} is not one of {sorted(registry)}")
+    if clf_comp["kind"] != _CLASSIFIER_KIND:
+        raise BundleError(f"manifest field 'classifier.kind': {clf_comp['kind']!r}, expected {_CLASSIFIER_KIND!r}")
+    embedder_cls = _resolve(registry[emb_comp["kind"]])
+
+    with tempfile.TemporaryDirectory(prefix="credspark-bundle-") as staging_name:
+        staging = Path(staging_name)
+        _verified_copy(root, manifest, staging)
+        try:
+            embedder = embedder_cls.load(staging / _EMBEDDER_DIR, device=device)
+        except Exception as exc:
+            raise BundleError(f"{root / _EMBEDDER_DIR}: embedder failed to load ({type(exc).__name__}: {exc})") from exc
+        try:
+            classifier = FocalXGBClassifier.load(staging / _CLASSIFIER_DIR)
+        except Exception as exc:
+            raise BundleError(f"{root / _CLASSIFIER_DIR}: classifier failed to load ({type(exc).__name__}: {exc})") from exc
+
+    embedder_spec = getattr(embedder, "spec", None)
+    if embedder_spec is not None and embedder_spec != spec:
+        raise BundleError(f"{root / _EMBEDDER_DIR}: the embedder's FeatureSpec differs from the manifest's")
+    if classifier.n_features_in_ != len(manifest["feature_names"]):
+        raise BundleError(
+            f"{root / _CLASSIFIER_DIR}: classifier has {classifier.n_features_in_} inputs, manifest field "
+            f"'feature_names' lists {len(manifest['feature_names'])}"
+        )
+    return Bundle(spec=spec, manifest=manifest, embedder=embedder, classifier=classifier, path=root)

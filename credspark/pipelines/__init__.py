@@ -1,0 +1,1 @@
+"""Spark orchestration: one function per job."""

@@ -1,0 +1,1 @@
+"""Data sources: the seeded portfolio generator and the UCI adapter."""

@@ -1,0 +1,286 @@
+import json
+import math
+
+import numpy as np
+import pytest
+import torch
+from torch import nn
+
+from credspark.models.resnet_lstm import (
+    META_FILE,
+    WEIGHTS_FILE,
+    EarlyStopping,
+    ResNetLSTM,
+    build_module,
+    focal_loss,
+    iter_batches,
+    make_loss,
+    roc_auc,
+    train_epoch,
+)
+from credspark.models.spec import FeatureSpec, SpecMismatchError, StaticFeature
+
+T, C = 6, 2
+SPEC = FeatureSpec(
+    static=(
+        StaticFeature("limit", "continuous"),
+        StaticFeature("edu", "categorical", categories=(1, 2, 3)),
+        StaticFeature("age", "integer"),
+        StaticFeature("flag", "binary"),
+    ),
+    channels=("bill", "delay"),
+    T=T,
+)
+TINY = dict(filters=(4, 8, 8, 16), lstm_hidden=8, embedding_dim=8, batch_size=64)
+
+
+def make_data(n, seed, min_len=0):
+    """Random inputs; label = rising trend of channel 0 over the last three months (static is noise)."""
+    rng = np.random.default_rng(seed)
+    static = np.c_[
+        rng.lognormal(10, 1, n), rng.integers(1, 4, n), rng.integers(20, 70, n), rng.integers(0, 2, n)
+    ].astype(float)
+    dynamic = rng.normal(size=(n, T, C))
+    slope = rng.choice([-1.0, 1.0], n)
+    dynamic[:, -3:, 0] += slope[:, None] * np.array([-1.0, 0.0, 1.0]) * 0.8
+    y = (slope > 0).astype(int)
+    lens = rng.integers(min_len, T + 1, n)
+    mask = (np.arange(T)[None] >= T - lens[:, None]).astype(np.uint8)
+    return static, dynamic, mask, y
+
+
+@pytest.fixture(scope="module")
+def data():
+    return make_data(200, seed=1)
+
+
+@pytest.fixture(scope="module")
+def fitted(data):
+    static, dynamic, mask, y = data
+    return ResNetLSTM(spec=SPEC, epochs=2, random_state=0, **TINY).fit(static, dynamic, mask, y)
+
+
+def module_inputs(n=12, seed=0):
+    g = torch.Generator().manual_seed(seed)
+    static = torch.randn(n, 5, generator=g)
+    dynamic = torch.randn(n, T, C, generator=g)
+    lens = torch.arange(n) % (T + 1)  # every length 0..T, including no observed month
+    mask = torch.arange(T).unsqueeze(0) >= (T - lens).unsqueeze(1)
+    return static, dynamic, mask
+
+
+def tiny_module(**kw):
+    args = dict(n_static=5, n_channels=C, embedding_dim=8, filters=(4, 8), lstm_hidden=8)
+    return build_module(**{**args, **kw})
+
+
+def test_output_shapes_dtypes_and_batching_do_not_change_results(fitted, data):
+    static, dynamic, mask, _ = data
+    emb = fitted.embed(static, dynamic, mask)
+    p = fitted.predict_proba(static, dynamic, mask)
+    assert emb.shape == (200, 8) and emb.dtype == np.float32
+    assert p.shape == (200,) and p.dtype == np.float32
+    assert ((p > 0) & (p < 1)).all()
+    assert (emb >= 0).all()  # post-ReLU
+    np.testing.assert_allclose(fitted.embed(static, dynamic, mask, batch_size=7), emb, atol=1e-5)
+
+
+def test_fit_without_valid_runs_all_epochs(fitted):
+    assert len(fitted.history_["train_loss"]) == 2
+    assert fitted.history_["valid_auc"] == []
+    assert fitted.best_epoch_ == 1
+    assert not fitted.module_.training
+
+
+@pytest.mark.parametrize("spatial,temporal", [(True, True), (False, False)])
+def test_gradients_reach_every_parameter(spatial, temporal):
+    torch.manual_seed(0)
+    module = tiny_module(spatial_attention=spatial, temporal_attention=temporal, dropout=0.0)
+    static, dynamic, mask = module_inputs()
+    loss = nn.functional.binary_cross_entropy_with_logits(module(static, dynamic, mask), (torch.arange(12) % 2).float())
+    loss.backward()
+    for name, p in module.named_parameters():
+        assert p.grad is not None and p.grad.abs().sum() > 0, name
+
+
+def test_attention_switches_change_the_parameter_set():
+    names = {
+        (s, t): {n for n, _ in tiny_module(spatial_attention=s, temporal_attention=t).named_parameters()}
+        for s in (True, False)
+        for t in (True, False)
+    }
+    assert any(n.startswith("spatial.") for n in names[True, True])
+    assert any(n.startswith("temporal.") for n in names[True, True])
+    assert not any(n.startswith("spatial.") for n in names[False, True])
+    assert not any(n.startswith("temporal.") for n in names[True, False])
+    assert names[False, False] < names[True, False] < names[True, True]
+    assert names[False, False] < names[False, True] < names[True, True]
+
+
+def test_masked_months_get_zero_weight_and_do_not_change_the_embedding():
+    torch.manual_seed(0)
+    module = tiny_module().eval()
+    static, dynamic, mask = module_inputs()
+    emb, att = module.encode(static, dynamic, mask, return_attention=True)
+    alpha = att["temporal"]
+    assert alpha.shape == (12, T) and att["spatial"].shape == (12, 5)
+    assert (alpha[~mask] == 0).all()
+    has_month = mask.any(dim=1)
+    torch.testing.assert_close(alpha[has_month].sum(dim=1), torch.ones(int(has_month.sum())))
+    assert (alpha[has_month][mask[has_month]] > 0).all()
+    junk = dynamic.clone()
+    junk[~mask] = 1e6  # raw junk straight into the module, not cleaned by the preprocessor
+    torch.testing.assert_close(module.encode(static, junk, mask), emb, rtol=0, atol=1e-6)
+
+
+def test_masked_month_values_do_not_change_the_estimator_embedding(fitted, data):
+    static, dynamic, mask, _ = data
+    junk = dynamic.copy()
+    junk[mask == 0] = np.nan
+    np.testing.assert_array_equal(fitted.embed(static, junk, mask), fitted.embed(static, dynamic, mask))
+    att = fitted.attention(static, dynamic, mask)["temporal"]
+    assert (att[mask == 0] == 0).all()
+
+
+def test_customer_with_no_observed_month_gets_a_zero_dynamic_context(fitted, data):
+    static, dynamic, mask, _ = data
+    s, m = static[:3].copy(), np.zeros((3, T), dtype=np.uint8)
+    d1 = dynamic[:3]
+    d2 = np.random.default_rng(5).normal(size=(3, T, C)) * 100
+    e1 = fitted.embed(s, d1, m)
+    assert np.isfinite(e1).all()
+    np.testing.assert_array_equal(fitted.embed(s, d2, m), e1)
+    assert (fitted.attention(s, d1, m)["temporal"] == 0).all()
+    # all-unobserved and fully observed rows mixed in one batch (the packing path)
+    mixed = np.r_[m[:1], np.ones((1, T), dtype=np.uint8)]
+    assert np.isfinite(fitted.predict_proba(s[:2], d1[:2], mixed)).all()
+
+
+def test_non_finite_inputs_give_finite_outputs(fitted, data):
+    static, dynamic, mask, _ = data
+    s, d = static[:4].copy(), dynamic[:4].copy()
+    s[0, 0], s[1, 2], s[2, 1] = np.nan, np.inf, np.nan
+    d[0, -1, 0], d[1, -1, 1] = np.inf, np.nan
+    ones = np.ones((4, T), dtype=np.uint8)
+    assert np.isfinite(fitted.embed(s, d, ones)).all()
+    assert np.isfinite(fitted.predict_proba(s, d, ones)).all()
+
+
+def test_same_seed_gives_identical_embeddings_and_another_seed_does_not(data, fitted):
+    static, dynamic, mask, y = data
+    again = ResNetLSTM(spec=SPEC, epochs=2, random_state=0, **TINY).fit(static, dynamic, mask, y)
+    other = ResNetLSTM(spec=SPEC, epochs=2, random_state=1, **TINY).fit(static, dynamic, mask, y)
+    emb = fitted.embed(static, dynamic, mask)
+    np.testing.assert_array_equal(again.embed(static, dynamic, mask), emb)
+    assert not np.allclose(other.embed(static, dynamic, mask), emb)
+
+
+def test_seeded_fit_leaves_the_global_rng_alone(data):
+    static, dynamic, mask, y = data
+    torch.manual_seed(123)
+    expected = torch.rand(3)
+    torch.manual_seed(123)
+    ResNetLSTM(spec=SPEC, epochs=1, random_state=0, **TINY).fit(static[:50], dynamic[:50], mask[:50], y[:50])
+    torch.testing.assert_close(torch.rand(3), expected)
+
+
+def test_save_load_round_trip_is_exact(fitted, data, tmp_path):
+    static, dynamic, mask, _ = data
+    paths = fitted.save(tmp_path / "m")
+    assert sorted(p.rsplit("/", 1)[1] for p in paths) == sorted([META_FILE, WEIGHTS_FILE])
+    meta = json.loads((tmp_path / "m" / META_FILE).read_text())
+    assert meta["params"]["filters"] == [4, 8, 8, 16] and meta["spec"]["T"] == T
+    back = ResNetLSTM.load(tmp_path / "m", device="auto")
+    np.testing.assert_array_equal(back.embed(static, dynamic, mask), fitted.embed(static, dynamic, mask))
+    np.testing.assert_array_equal(back.predict_proba(static, dynamic, mask), fitted.predict_proba(static, dynamic, mask))
+    assert back.history_ == fitted.history_ and back.best_epoch_ == fitted.best_epoch_
+    assert back.filters == (4, 8, 8, 16) and back.spec == SPEC
+
+
+def test_learns_a_label_that_depends_only_on_the_sequence():
+    train = make_data(400, seed=2, min_len=3)
+    valid = make_data(200, seed=3, min_len=3)
+    model = ResNetLSTM(
+        spec=SPEC, epochs=10, lr=3e-3, patience=10, random_state=0, **{**TINY, "batch_size": 32}
+    ).fit(*train, valid=valid)
+    assert max(model.history_["valid_auc"]) > 0.8
+    assert roc_auc(valid[3], model.predict_proba(*valid[:3])) > 0.8
+
+
+def test_early_stopping_keeps_and_restores_the_best_weights():
+    module = nn.Linear(2, 1)
+    stopper = EarlyStopping(patience=2)
+    stops = []
+    for score in [0.6, 0.8, 0.7, 0.75, 0.9]:
+        with torch.no_grad():
+            module.weight.fill_(score)  # tag the weights with the epoch's score
+        stops.append(stopper.update(score, module))
+    assert stops == [False, False, False, True, False]
+    assert stopper.best_epoch == 4  # update() only reports; the caller stops
+    stopper = EarlyStopping(patience=2)
+    for score in [0.6, 0.8, 0.7, math.nan]:
+        with torch.no_grad():
+            module.weight.fill_(score)
+        stop = stopper.update(score, module)
+    assert stop and stopper.best_epoch == 1
+    stopper.restore(module)
+    assert (module.weight == 0.8).all()
+
+
+def test_fit_with_valid_restores_the_best_epoch(data):
+    static, dynamic, mask, y = data
+    valid = make_data(120, seed=7)
+    model = ResNetLSTM(spec=SPEC, epochs=4, lr=3e-3, patience=1, random_state=0, **TINY).fit(
+        static, dynamic, mask, y, valid=valid
+    )
+    aucs = model.history_["valid_auc"]
+    assert len(aucs) == len(model.history_["train_loss"]) <= 4
+    assert model.best_epoch_ == int(np.argmax(aucs))
+    assert roc_auc(valid[3], model.predict_proba(*valid[:3])) == pytest.approx(aucs[model.best_epoch_], abs=1e-6)
+
+
+def test_focal_loss_with_gamma_0_and_alpha_half_is_half_bce():
+    g = torch.Generator().manual_seed(0)
+    logits = torch.randn(50, generator=g) * 3
+    y = (torch.rand(50, generator=g) > 0.7).float()
+    bce = nn.functional.binary_cross_entropy_with_logits(logits, y)
+    torch.testing.assert_close(focal_loss(logits, y, alpha=0.5, gamma=0.0), 0.5 * bce)
+    torch.testing.assert_close(make_loss("focal", alpha=0.5, gamma=0.0)(logits, y), 0.5 * bce)
+    # easy examples are down-weighted: with gamma > 0 the loss is smaller than alpha-weighted BCE
+    assert focal_loss(logits, y, alpha=0.5, gamma=2.0) < 0.5 * bce
+    with pytest.raises(ValueError):
+        make_loss("hinge")
+
+
+def test_train_epoch_takes_external_batches_and_calls_grad_sync_between_backward_and_step():
+    torch.manual_seed(0)
+    module = tiny_module()
+    static, dynamic, mask = module_inputs(n=20)
+    y = (torch.arange(20) % 2).float()
+    optimizer = torch.optim.SGD(module.parameters(), lr=0.1)
+    calls = []
+
+    def grad_sync(m):
+        w = m.head.weight
+        calls.append((w.grad is not None, w.detach().clone()))
+
+    before = module.head.weight.detach().clone()
+    batches = iter_batches([static, dynamic, mask, y], 8)
+    loss = train_epoch(module, optimizer, batches, make_loss("bce"), grad_sync=grad_sync)
+    assert math.isfinite(loss)
+    assert len(calls) == 3  # 20 rows in batches of 8
+    assert all(has_grad for has_grad, _ in calls)
+    torch.testing.assert_close(calls[0][1], before)  # first hook call sees the weights before any step
+    assert not torch.equal(calls[1][1], before)
+
+
+def test_wrong_shapes_and_labels_are_rejected(data, fitted):
+    static, dynamic, mask, y = data
+    with pytest.raises(SpecMismatchError):
+        fitted.embed(static, dynamic[:, :, :1], mask)
+    with pytest.raises(ValueError):
+        ResNetLSTM(spec=SPEC, epochs=1, **TINY).fit(static, dynamic, mask, y * 2)
+    with pytest.raises(ValueError):
+        ResNetLSTM(spec=SPEC, loss="hinge", **TINY).fit(static, dynamic, mask, y)
+    with pytest.raises(RuntimeError):
+        ResNetLSTM(spec=SPEC).embed(static, dynamic, mask)
