@@ -11,11 +11,14 @@ import importlib
 import importlib.util
 from typing import Any
 
-#: Public name -> submodule that defines it.
+#: Public name -> submodule that defines it. Only the main entry points: step functions stay in their modules
+#: (their names clash across modules, e.g. ``generator_step`` in actgan and cgan, ``focal_loss`` in
+#: resnet_lstm (torch) and focal_xgb (numpy)).
 _EXPORTS: dict[str, str] = {
     "FeatureSpec": "spec",
     "StaticFeature": "spec",
     "SpecMismatchError": "spec",
+    "STATIC_KINDS": "spec",
     "ACTGAN": "actgan",
     "CGAN": "cgan",
     "ResNetLSTM": "resnet_lstm",

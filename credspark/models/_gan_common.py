@@ -76,7 +76,9 @@ def derive_seed(random_state: int | None, purpose: int) -> int:
     Returns:
         A seed in ``[0, 2**32)``.
     """
-    seq = np.random.SeedSequence() if random_state is None else np.random.SeedSequence(random_state, spawn_key=(purpose,))
+    seq = (
+        np.random.SeedSequence() if random_state is None else np.random.SeedSequence(random_state, spawn_key=(purpose,))
+    )
     return int(seq.generate_state(1)[0])
 
 
@@ -389,9 +391,7 @@ class TabularGAN:
         return f"{type(self).__name__}({args})"
 
     # ---- fitting
-    def fit(
-        self, static: np.ndarray, dynamic: np.ndarray, y: np.ndarray, mask: np.ndarray | None = None
-    ) -> TabularGAN:
+    def fit(self, static: np.ndarray, dynamic: np.ndarray, y: np.ndarray, mask: np.ndarray | None = None) -> TabularGAN:
         """Fit the transformer and train generator and discriminator.
 
         One epoch has ``max(1, n // batch_size)`` iterations; an iteration is ``n_critic`` critic steps
@@ -407,6 +407,8 @@ class TabularGAN:
             self.
         """
         static, dynamic, y, mask = self._check_inputs(static, dynamic, y, mask)
+        if not (np.any(y == 0) and np.any(y == 1)):
+            raise ValueError("both labels 0 and 1 must occur in the training data")
         self._check_params()
         self.input_dtypes_ = {
             "static": static.dtype.str,

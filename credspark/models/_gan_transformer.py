@@ -254,7 +254,9 @@ class GanDataTransformer:
             fill = float(np.round(fill))
         distinct = np.unique(x)
         if distinct.size <= self.discrete_threshold:
-            return ColumnTransform(name, "onehot", integral, lo, hi, values=tuple(float(v) for v in distinct), fill=fill)
+            return ColumnTransform(
+                name, "onehot", integral, lo, hi, values=tuple(float(v) for v in distinct), fill=fill
+            )
         sub = x if x.size <= self.max_fit_rows else rng.choice(x, self.max_fit_rows, replace=False)
         weights, means, stds = self._fit_mixture(sub, int(rng.integers(2**31 - 1)))
         return ColumnTransform(
@@ -383,8 +385,10 @@ class GanDataTransformer:
                 "random_state": self.random_state,
             },
             "spec": self.spec.to_dict(),
-            "columns": [dict(asdict(c), means=list(c.means), stds=list(c.stds), weights=list(c.weights),
-                             values=list(c.values)) for c in self.columns_],
+            "columns": [
+                dict(asdict(c), means=list(c.means), stds=list(c.stds), weights=list(c.weights), values=list(c.values))
+                for c in self.columns_
+            ],
         }
 
     @classmethod

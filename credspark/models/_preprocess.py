@@ -107,7 +107,9 @@ class InputPreprocessor:
         return self
 
     def _finish(self) -> None:
-        self.n_static_out_ = sum(len(c["categories"]) if c["kind"] == "categorical" else 1 for c in self.static_columns_)
+        self.n_static_out_ = sum(
+            len(c["categories"]) if c["kind"] == "categorical" else 1 for c in self.static_columns_
+        )
         self._dyn_log = np.asarray(self.dynamic_log_, dtype=bool)
         self._dyn_mean = np.asarray(self.dynamic_mean_, dtype=np.float64)
         self._dyn_std = np.asarray(self.dynamic_std_, dtype=np.float64)

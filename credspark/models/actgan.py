@@ -87,7 +87,8 @@ class ACTGANDiscriminator(nn.Module):
             layers += [nn.Linear(width, d), nn.LeakyReLU(0.2), nn.Dropout(dropout)]
             width = d
         self.tower = nn.Sequential(*layers)
-        self.critic_head = nn.Linear(data_dim + width, 1)
+        # No bias: the Wasserstein loss and the penalty are blind to a constant offset, so it would never learn.
+        self.critic_head = nn.Linear(data_dim + width, 1, bias=False)
         self.class_head = nn.Linear(data_dim + width, N_CLASSES)
 
     def embed(self, x: torch.Tensor) -> torch.Tensor:
@@ -321,9 +322,17 @@ class ACTGAN(TabularGAN):
 
         def d_step(real: torch.Tensor, labels: torch.Tensor, grad_sync: GradSync | None) -> dict[str, float]:
             return critic_step(
-                gen, disc, d_opt, real, labels, noise_dim=noise_dim, gp_lambda=gp_lambda,
-                aux_weight=aux_weight, aux_on_fake=aux_on_fake, grad_sync=grad_sync,
-            )  # fmt: skip
+                gen,
+                disc,
+                d_opt,
+                real,
+                labels,
+                noise_dim=noise_dim,
+                gp_lambda=gp_lambda,
+                aux_weight=aux_weight,
+                aux_on_fake=aux_on_fake,
+                grad_sync=grad_sync,
+            )
 
         def g_step(labels: torch.Tensor, grad_sync: GradSync | None) -> dict[str, float]:
             return generator_step(

@@ -138,10 +138,21 @@ def _check_relpath(name: Any, where: str) -> PurePosixPath:
     return rel
 
 
-def _component_files(directory: Path, names: list[str], what: str) -> list[str]:
-    """Check what a model's save() reported against what it actually wrote."""
-    for name in names:
-        _check_relpath(name, f"{what}.save()")
+def _component_files(directory: Path, reported: list[str | Path], what: str) -> list[str]:
+    """Check what a model's save() reported against what it actually wrote; return names relative to it.
+
+    A model may report bare file names (the contract) or full paths inside ``directory`` (tolerated).
+    """
+    root = directory.resolve()
+    names = []
+    for item in reported:
+        path = Path(item)
+        if path.is_absolute():
+            if not path.resolve().is_relative_to(root):
+                raise ValueError(f"{what}.save() reported {item}, outside {directory}")
+            item = path.resolve().relative_to(root).as_posix()
+        names.append(str(item))
+        _check_relpath(names[-1], f"{what}.save()")
     written = {p.relative_to(directory).as_posix() for p in directory.rglob("*") if p.is_file() or p.is_symlink()}
     if set(names) != written:
         raise ValueError(
@@ -304,7 +315,9 @@ class Bundle:
         self.spec.validate_arrays(static, dynamic, mask)
         emb = np.asarray(self.embedder.embed(static, dynamic, mask), dtype=np.float32)
         if emb.shape != (static.shape[0], self.embedding_dim):
-            raise BundleError(f"embedder returned shape {emb.shape}, expected ({static.shape[0]}, {self.embedding_dim})")
+            raise BundleError(
+                f"embedder returned shape {emb.shape}, expected ({static.shape[0]}, {self.embedding_dim})"
+            )
         return emb
 
     def classifier_input(self, static: np.ndarray, dynamic: np.ndarray, mask: np.ndarray) -> np.ndarray:
@@ -350,7 +363,8 @@ class Bundle:
         return self.classifier.contributions(self.classifier_input(static, dynamic, mask))
 
     def __repr__(self) -> str:
-        return f"Bundle(path={str(self.path)!r}, kind={self.manifest['embedder']['kind']!r}, features={len(self.feature_names)})"
+        kind = self.manifest["embedder"]["kind"]
+        return f"Bundle(path={str(self.path)!r}, kind={kind!r}, features={len(self.feature_names)})"
 
 
 def _read_manifest(root: Path) -> dict[str, Any]:
@@ -474,7 +488,9 @@ def load_bundle(
         try:
             classifier = FocalXGBClassifier.load(staging / _CLASSIFIER_DIR)
         except Exception as exc:
-            raise BundleError(f"{root / _CLASSIFIER_DIR}: classifier failed to load ({type(exc).__name__}: {exc})") from exc
+            raise BundleError(
+                f"{root / _CLASSIFIER_DIR}: classifier failed to load ({type(exc).__name__}: {exc})"
+            ) from exc
 
     embedder_spec = getattr(embedder, "spec", None)
     if embedder_spec is not None and embedder_spec != spec:

@@ -38,7 +38,9 @@ class CGANDiscriminator(nn.Module):
         dropout: Dropout rate.
     """
 
-    def __init__(self, data_dim: int, cond_dim: int = N_CLASSES, dims: Sequence[int] = (256, 256), dropout: float = 0.5):
+    def __init__(
+        self, data_dim: int, cond_dim: int = N_CLASSES, dims: Sequence[int] = (256, 256), dropout: float = 0.5
+    ):
         super().__init__()
         layers: list[nn.Module] = []
         width = data_dim + cond_dim

@@ -548,7 +548,9 @@ class FocalXGBClassifier:
         booster.load_model(str(directory / MODEL_FILE))
         model._set_booster(booster, meta.get("best_iteration"))
         if model.n_features_in_ != meta["n_features_in"]:
-            raise ValueError(f"{directory}: booster has {model.n_features_in_} features, JSON says {meta['n_features_in']}")
+            raise ValueError(
+                f"{directory}: booster has {model.n_features_in_} features, JSON says {meta['n_features_in']}"
+            )
         return model
 
     def __repr__(self) -> str:

@@ -1,5 +1,7 @@
-"""ResNet-LSTM: a 1-D conv ResNet with spatial attention on static features and a BiLSTM with temporal
-attention on monthly sequences, fused into an embedding (the paper's feature extractor).
+"""ResNet-LSTM, the paper's feature extractor, fused into an embedding.
+
+A 1-D conv ResNet with spatial attention reads the static features; a BiLSTM with temporal attention reads
+the monthly sequences.
 
 Parts, each usable alone (the distributed launcher reuses the loop pieces with its own data feed):
 
@@ -26,15 +28,11 @@ import torch.nn.functional as F  # noqa: N812 - torch convention
 from torch import Tensor, nn
 from torch.nn.utils.rnn import pack_padded_sequence, pad_packed_sequence
 
+from credspark.metrics import roc_auc
 from credspark.models._nn_blocks import ResidualBlock1d, SpatialAttention1d, TemporalAttention, masked_mean
 from credspark.models._preprocess import InputPreprocessor
 from credspark.models._torch_utils import load_weights, resolve_device, save_weights, seeded
 from credspark.models.spec import FeatureSpec
-
-try:  # the project's metric; sklearn's is the same number and is used until credspark.metrics exists
-    from credspark.metrics import roc_auc as _roc_auc
-except ImportError:  # pragma: no cover - depends on what is installed alongside
-    from sklearn.metrics import roc_auc_score as _roc_auc
 
 __all__ = [
     "ResNetLSTM",
@@ -134,9 +132,7 @@ class ResNetLSTMModule(nn.Module):
             order = torch.sort((~mask).to(torch.uint8), dim=1, stable=True).indices
             compact = dynamic.gather(1, order.unsqueeze(-1).expand_as(dynamic))
             lengths = mask.sum(dim=1)
-            packed = pack_padded_sequence(
-                compact, lengths.clamp(min=1).cpu(), batch_first=True, enforce_sorted=False
-            )
+            packed = pack_padded_sequence(compact, lengths.clamp(min=1).cpu(), batch_first=True, enforce_sorted=False)
             h, _ = pad_packed_sequence(self.lstm(packed)[0], batch_first=True, total_length=T)
             valid = torch.arange(T, device=dynamic.device).unsqueeze(0) < lengths.unsqueeze(1)
         if self.temporal is None:
@@ -316,11 +312,14 @@ def predict_batches(module: nn.Module, batches: Iterable[Batch]) -> tuple[np.nda
     return p, (np.concatenate(labels) if labels else None)
 
 
-def roc_auc(y: np.ndarray, score: np.ndarray) -> float:
-    """ROC AUC, or nan when ``y`` holds a single class (the metric is undefined there)."""
-    if np.unique(y).size < 2:
+def _valid_auc(y: np.ndarray, score: np.ndarray) -> float:
+    """ROC AUC for early stopping; nan (never an improvement) where it is undefined instead of raising.
+
+    Undefined: a single-class validation set, or non-finite scores from a diverged network.
+    """
+    if np.unique(y).size < 2 or not np.isfinite(score).all():
         return math.nan
-    return float(_roc_auc(y, score))
+    return roc_auc(y, score)
 
 
 def evaluate(module: nn.Module, batches: Iterable[Batch]) -> float:
@@ -331,12 +330,12 @@ def evaluate(module: nn.Module, batches: Iterable[Batch]) -> float:
         batches (Iterable[Batch]): Labelled batches.
 
     Returns:
-        float: ROC AUC (nan for a single-class set).
+        float: ROC AUC (nan for a single-class set or non-finite scores).
     """
     p, y = predict_batches(module, batches)
     if y is None:
         raise ValueError("evaluate needs labelled batches (static, dynamic, mask, y)")
-    return roc_auc(y, p)
+    return _valid_auc(y, p)
 
 
 class EarlyStopping:
@@ -632,9 +631,7 @@ class ResNetLSTM:
         """
         return self._run(static, dynamic, mask, batch_size, "proba")
 
-    def attention(
-        self, static: np.ndarray, dynamic: np.ndarray, mask: np.ndarray
-    ) -> dict[str, np.ndarray | None]:
+    def attention(self, static: np.ndarray, dynamic: np.ndarray, mask: np.ndarray) -> dict[str, np.ndarray | None]:
         """Attention weights for inspection: ``spatial`` ``(n, L)`` and ``temporal`` ``(n, T)``.
 
         A switched-off attention gives None. Masked months have temporal weight 0.
@@ -652,7 +649,9 @@ class ResNetLSTM:
         device = _device_of(self.module_)
         self.module_.eval()
         with torch.inference_mode():
-            _, att = self.module_.encode(*(t.to(device) for t in self._tensors(static, dynamic, mask)), return_attention=True)
+            _, att = self.module_.encode(
+                *(t.to(device) for t in self._tensors(static, dynamic, mask)), return_attention=True
+            )
         return {k: (None if v is None else v.float().cpu().numpy()) for k, v in att.items()}
 
     # ---------------------------------------------------------------------------------- persistence
@@ -663,12 +662,12 @@ class ResNetLSTM:
             directory (str | Path): Target directory (created if missing).
 
         Returns:
-            list[str]: The two paths written.
+            list[str]: The file names written, relative to ``directory`` (the bundle contract).
         """
         self._check_fitted()
         directory = Path(directory)
         directory.mkdir(parents=True, exist_ok=True)
-        weights = save_weights(self.module_, directory / WEIGHTS_FILE)
+        save_weights(self.module_, directory / WEIGHTS_FILE)
         meta = {
             "format": _FORMAT,
             "format_version": _FORMAT_VERSION,
@@ -679,9 +678,8 @@ class ResNetLSTM:
             "history": {k: [_json_float(v) for v in vs] for k, vs in self.history_.items()},
             "best_epoch": int(self.best_epoch_),
         }
-        meta_path = directory / META_FILE
-        meta_path.write_text(json.dumps(meta, indent=2, allow_nan=False))
-        return [weights, str(meta_path)]
+        (directory / META_FILE).write_text(json.dumps(meta, indent=2, allow_nan=False))
+        return [WEIGHTS_FILE, META_FILE]
 
     @classmethod
     def load(cls, directory: str | Path, *, device: str = "cpu") -> ResNetLSTM:

@@ -5,6 +5,7 @@ import numpy as np
 import pytest
 import xgboost as xgb
 
+from credspark.metrics import roc_auc
 from credspark.models.focal_xgb import (
     FocalXGBClassifier,
     focal_gradients,
@@ -12,7 +13,6 @@ from credspark.models.focal_xgb import (
     focal_metric,
     focal_objective,
 )
-from credspark.metrics import roc_auc
 
 GRID = [(a, g) for a in (0.25, 0.5, 0.75) for g in (0.0, 1.0, 2.0)]
 
@@ -114,9 +114,7 @@ def _imbalanced(n, seed):
 @pytest.fixture(scope="module")
 def fitted():
     X, y = _imbalanced(3000, 0)
-    model = FocalXGBClassifier(
-        n_estimators=400, learning_rate=0.1, early_stopping_rounds=15, random_state=0, n_jobs=1
-    )
+    model = FocalXGBClassifier(n_estimators=400, learning_rate=0.1, early_stopping_rounds=15, random_state=0, n_jobs=1)
     model.fit(X[:2000], y[:2000], eval_set=[(X[2000:], y[2000:])])
     return model, X, y
 

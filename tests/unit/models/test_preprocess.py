@@ -39,9 +39,7 @@ def test_one_hot_uses_spec_codes_and_unknown_or_missing_give_zeros():
     rows = static[:5].copy()
     rows[:, 1] = [1, 2, 5, 3, np.nan]  # 3 is not a listed code
     out = pre.transform_static(rows)
-    np.testing.assert_array_equal(
-        out[:, 1:4], [[1, 0, 0], [0, 1, 0], [0, 0, 1], [0, 0, 0], [0, 0, 0]]
-    )
+    np.testing.assert_array_equal(out[:, 1:4], [[1, 0, 0], [0, 1, 0], [0, 0, 1], [0, 0, 0], [0, 0, 0]])
 
 
 def test_heavy_tailed_column_gets_signed_log_and_columns_are_standardised():

@@ -1,0 +1,302 @@
+"""The monthly activity table and the fixed-shape behaviour sequences built from it.
+
+The feature job reads the raw sources ONCE into a *monthly activity* table (one row per customer and
+month, every channel of every available source side by side), then derives both the sequences (here) and the
+rolling-window aggregates (:mod:`credspark.features.static`) from it. Each source becomes rows of one long
+frame keyed by ``(customer_id, month)``:
+
+- transactions -> per-month count and per-type amounts (:data:`TRANSACTION_CHANNELS`);
+- statements -> delinquency, bill, payment, credit limit and utilisation (:data:`STATEMENT_CHANNELS`);
+- customers -> one *profile row* at the month the account opened, so that the population, the profile and
+  the behaviour come out of the same aggregation instead of a chain of joins.
+
+Months are integer *month indexes* (``year * 12 + month - 1``) so that "k months before the as-of month" is
+a subtraction. Rows older than the lookback of every requested as-of date are folded into one bucket per
+customer (month ``lookback_start - 1``): the bucket still tells when the customer was first active and what
+the latest credit limit was, while the scan stays a single pass whatever the history length.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Callable, Iterable, Mapping, Sequence
+
+from pyspark.sql import Column, DataFrame
+from pyspark.sql import functions as F
+
+from credspark.contract import TXN_TYPES
+from credspark.errors import ConfigError
+
+__all__ = [
+    "TRANSACTION_CHANNELS",
+    "STATEMENT_CHANNELS",
+    "SUPPORTED_CHANNELS",
+    "CHANNEL_SOURCE",
+    "month_index",
+    "month_index_of",
+    "month_end",
+    "is_month_end",
+    "resolve_channels",
+    "monthly_activity",
+    "activity_by_as_of",
+    "sequence_rows",
+    "with_sequences",
+]
+
+#: Channels from the transactions table: counts, and amounts per transaction type (amounts are >= 0).
+TRANSACTION_CHANNELS: tuple[str, ...] = (
+    "txn_count",
+    "purchase_count",
+    "purchase_amount",
+    "payment_amount",
+    "cash_advance_amount",
+    "fee_amount",
+    "refund_amount",
+    "interest_amount",
+)
+#: Channels from the statements table (utilisation = bill / credit limit).
+STATEMENT_CHANNELS: tuple[str, ...] = ("delinquency", "bill_amount", "paid_amount", "utilisation")
+#: Every channel the job can build, in the default order (statements first: UCI has only those).
+SUPPORTED_CHANNELS: tuple[str, ...] = STATEMENT_CHANNELS + TRANSACTION_CHANNELS
+#: The source table each channel comes from.
+CHANNEL_SOURCE: dict[str, str] = {c: "statements" for c in STATEMENT_CHANNELS} | {
+    c: "transactions" for c in TRANSACTION_CHANNELS
+}
+
+# Columns of the monthly activity table besides the channels.
+_STATEMENT_EXTRA = ("credit_limit", "n_statements")
+_PROFILE_COLUMNS = ("birth_year", "sex", "education", "marital_status", "income", "open_month")
+
+
+def month_index(col: Column | str) -> Column:
+    """``year * 12 + month - 1`` of a date or timestamp column (UTC session time zone)."""
+    c = F.col(col) if isinstance(col, str) else col
+    return (F.year(c) * 12 + F.month(c) - 1).cast("int")
+
+
+def month_index_of(day: dt.date) -> int:
+    """The month index of a Python date (same numbering as :func:`month_index`)."""
+    return day.year * 12 + day.month - 1
+
+
+def month_end(day: dt.date) -> dt.date:
+    """The last day of ``day``'s month."""
+    first_next = dt.date(day.year + day.month // 12, day.month % 12 + 1, 1)
+    return first_next - dt.timedelta(days=1)
+
+
+def is_month_end(day: dt.date) -> bool:
+    """True when ``day`` is the last day of its month."""
+    return month_end(day) == day
+
+
+def resolve_channels(
+    requested: Sequence[str] | None, present_sources: Iterable[str]
+) -> tuple[tuple[str, ...], dict[str, list[str]]]:
+    """Choose the sequence channels from the request and the sources that exist.
+
+    Args:
+        requested: Channel names (config ``features.channels``), or None for every supported channel.
+        present_sources: Names of the input tables that exist (e.g. ``{"statements"}`` for UCI).
+
+    Returns:
+        ``(channels, left_out)``: the channels to build, in order, and the channels left out because their
+        source is absent, keyed by source.
+
+    Raises:
+        ConfigError: A requested name is not a supported channel, or is listed twice.
+    """
+    present = set(present_sources)
+    wanted = tuple(SUPPORTED_CHANNELS if requested is None else requested)
+    unknown = [c for c in wanted if c not in CHANNEL_SOURCE]
+    if unknown:
+        raise ConfigError(
+            f"features.channels: unknown channel(s) {unknown} (supported: {', '.join(SUPPORTED_CHANNELS)})"
+        )
+    if len(set(wanted)) != len(wanted):
+        raise ConfigError(f"features.channels: duplicate channel names in {list(wanted)}")
+    left_out: dict[str, list[str]] = {}
+    for c in wanted:
+        if CHANNEL_SOURCE[c] not in present:
+            left_out.setdefault(CHANNEL_SOURCE[c], []).append(c)
+    return tuple(c for c in wanted if CHANNEL_SOURCE[c] in present), left_out
+
+
+def _transaction_rows(transactions: DataFrame, until_exclusive: Column) -> DataFrame:
+    """Transactions before the cut-off as ``(customer_id, raw_month, txn_type, amount)``."""
+    return transactions.where(F.col("txn_ts") < until_exclusive).select(
+        "customer_id", month_index("txn_ts").alias("raw_month"), "txn_type", "amount"
+    )
+
+
+def _statement_rows(statements: DataFrame, last_month: int) -> DataFrame:
+    return statements.select(
+        "customer_id",
+        month_index("statement_month").alias("raw_month"),
+        "delinquency",
+        "bill_amount",
+        "paid_amount",
+        "credit_limit",
+    ).where(F.col("raw_month") <= F.lit(last_month))
+
+
+def _profile_rows(customers: DataFrame, until: dt.date) -> DataFrame:
+    # No open date: the customer is known from the start (the profile row goes to the oldest bucket).
+    return customers.where(F.col("open_date").isNull() | (F.col("open_date") <= F.lit(until))).select(
+        "customer_id",
+        month_index("open_date").alias("raw_month"),
+        "birth_year",
+        "sex",
+        "education",
+        "marital_status",
+        "income",
+        month_index("open_date").alias("open_month"),
+    )
+
+
+def _transaction_aggregations(is_txn: Column) -> list[Column]:
+    typ, amount = F.col("txn_type"), F.col("amount")
+    aggs = [
+        F.count(F.when(is_txn, 1)).cast("double").alias("txn_count"),
+        F.count(F.when(typ == "purchase", 1)).cast("double").alias("purchase_count"),
+    ]
+    for t in TXN_TYPES:
+        # coalesce: a month with transactions of other types has 0.0 of this one, not "unknown".
+        aggs.append(F.coalesce(F.sum(F.when(typ == t, amount)), F.lit(0.0)).alias(f"{t}_amount"))
+    return aggs
+
+
+def _statement_aggregations(is_stmt: Column) -> list[Column]:
+    # One statement per customer and month (the contract's key); sums/max only matter for the folded bucket.
+    return [
+        F.max("delinquency").alias("delinquency"),
+        F.sum("bill_amount").alias("bill_amount"),
+        F.sum("paid_amount").alias("paid_amount"),
+        F.max_by("credit_limit", F.when(F.col("credit_limit").isNotNull(), F.col("raw_month"))).alias(
+            "credit_limit"
+        ),
+        F.count(F.when(is_stmt, 1)).cast("int").alias("n_statements"),
+    ]
+
+
+def _profile_aggregations() -> list[Column]:
+    return [F.max(c).alias(c) for c in _PROFILE_COLUMNS[:-1]] + [F.min("open_month").alias("open_month")]
+
+
+def monthly_activity(
+    sources: Mapping[str, DataFrame],
+    *,
+    until: dt.date,
+    lookback_start_month: int,
+) -> DataFrame:
+    """One row per customer and month with every channel of the available sources (the single raw scan).
+
+    Args:
+        sources: Clean input tables keyed ``customers``, ``transactions``, ``statements`` (absent keys are
+            absent sources; other keys are ignored).
+        until: Last day whose events may enter (the latest as-of date); later events are dropped here.
+        lookback_start_month: Oldest month index any requested as-of date looks at; older months are folded
+            into the bucket ``lookback_start_month - 1``.
+
+    Returns:
+        Columns ``customer_id``, ``month`` (int), ``first_month`` (first month with a transaction or
+        statement in the row, null for profile-only rows), then per source: transactions
+        :data:`TRANSACTION_CHANNELS`; statements :data:`STATEMENT_CHANNELS`, ``credit_limit``,
+        ``n_statements``; customers ``birth_year``, ``sex``, ``education``, ``marital_status``, ``income``,
+        ``open_month``. Columns of absent sources are not there at all.
+    """
+    until_exclusive = F.lit(until + dt.timedelta(days=1)).cast("timestamp")
+    parts: list[tuple[str, DataFrame]] = []
+    if "transactions" in sources:
+        parts.append(("transactions", _transaction_rows(sources["transactions"], until_exclusive)))
+    if "statements" in sources:
+        parts.append(("statements", _statement_rows(sources["statements"], month_index_of(until))))
+    if "customers" in sources:
+        parts.append(("customers", _profile_rows(sources["customers"], until)))
+    if not parts:
+        raise ValueError("monthly_activity: no source table given")
+
+    tagged = [df.withColumn("_src", F.lit(name)) for name, df in parts]
+    rows = tagged[0]
+    for df in tagged[1:]:
+        rows = rows.unionByName(df, allowMissingColumns=True)
+
+    bucket = F.lit(lookback_start_month - 1)
+    month = F.greatest(F.coalesce(F.col("raw_month"), bucket), bucket).alias("month")
+    is_txn, is_stmt = F.col("_src") == "transactions", F.col("_src") == "statements"
+    aggs = [F.min(F.when(F.col("_src") != "customers", F.col("raw_month"))).alias("first_month")]
+    present = [name for name, _ in parts]
+    if "transactions" in present:
+        aggs += _transaction_aggregations(is_txn)
+    if "statements" in present:
+        aggs += _statement_aggregations(is_stmt)
+    if "customers" in present:
+        aggs += _profile_aggregations()
+    monthly = rows.groupBy("customer_id", month).agg(*aggs)
+    if "statements" in present:
+        util = F.when(F.col("credit_limit") > 0, F.col("bill_amount") / F.col("credit_limit"))
+        monthly = monthly.withColumn("utilisation", util)
+    return monthly
+
+
+def activity_by_as_of(dates: DataFrame) -> Callable[[DataFrame], DataFrame]:
+    """Pair each monthly row with every as-of date it precedes (point in time: ``month <= as-of month``).
+
+    Args:
+        dates: Small frame ``as_of_date`` (date), ``as_of_month`` (int), one row per as-of date.
+
+    Returns:
+        A transform adding ``as_of_date`` and ``k`` (months before the as-of month, 0 = the as-of month).
+    """
+
+    def _pair(monthly: DataFrame) -> DataFrame:
+        # A handful of dates: broadcast them, so one as-of date costs a filter and a backfill no rescan.
+        joined = monthly.join(F.broadcast(dates), F.col("month") <= F.col("as_of_month"))
+        return joined.withColumn("k", F.col("as_of_month") - F.col("month")).drop("as_of_month")
+
+    return _pair
+
+
+def sequence_rows(channels: Sequence[str], T: int) -> Column:
+    """Aggregate (over one customer's rows at one as-of date) collecting the last ``T`` months.
+
+    Args:
+        channels: Channel columns of the monthly activity table, in sequence order.
+        T: Months in the sequence.
+
+    Returns:
+        ``collect_list`` of ``struct(k, v)`` with ``v`` the channel values as array<double> (nulls as 0.0),
+        for months with a transaction or statement and ``k < T``; named ``_seq_rows``.
+    """
+    has_activity = F.col("first_month").isNotNull()
+    values = F.array(*[F.coalesce(F.col(c).cast("double"), F.lit(0.0)) for c in channels])
+    row = F.struct(F.col("k").alias("k"), values.alias("v"))
+    return F.collect_list(F.when(has_activity & (F.col("k") < T), row)).alias("_seq_rows")
+
+
+def with_sequences(n_channels: int, T: int) -> Callable[[DataFrame], DataFrame]:
+    """Turn the collected rows into ``seq`` (array<float>, T*C) and ``seq_mask`` (array<tinyint>, T).
+
+    Month ``t`` (0 = oldest, T-1 = the as-of month) holds ``k = T - 1 - t``; ``seq[t * C + c]`` is channel
+    ``c`` of month ``t``. A month before ``start_month`` (the month the customer was first seen) has mask 0
+    and 0.0 values; an observed month without data has mask 1 and 0.0 values.
+
+    Args:
+        n_channels: C, the length of each row's value array.
+        T: Months in the sequence.
+
+    Returns:
+        A transform that needs ``_seq_rows`` (from :func:`sequence_rows`), ``as_of_date`` and
+        ``start_month`` (int, null = never seen), adds ``seq`` and ``seq_mask`` and drops ``_seq_rows``.
+    """
+    zeros = F.array_repeat(F.lit(0.0), n_channels)
+
+    def _build(df: DataFrame) -> DataFrame:
+        by_k = F.map_from_entries(F.col("_seq_rows"))
+        steps = F.sequence(F.lit(0), F.lit(T - 1))
+        seq = F.flatten(F.transform(steps, lambda t: F.coalesce(F.try_element_at(by_k, T - 1 - t), zeros)))
+        first_t = F.col("start_month") - (month_index("as_of_date") - (T - 1))
+        mask = F.transform(steps, lambda t: F.when(t >= first_t, 1).otherwise(0).cast("tinyint"))
+        return df.withColumn("seq", seq.cast("array<float>")).withColumn("seq_mask", mask).drop("_seq_rows")
+
+    return _build
