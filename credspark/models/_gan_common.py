@@ -398,13 +398,14 @@ class TabularGAN:
         (each on a fresh batch) and one generator step.
 
         Args:
-            static: ``(n, n_static)`` array, categoricals as integer codes.
-            dynamic: ``(n, T, C)`` array.
-            y: ``(n,)`` labels in {0, 1}; both must occur.
-            mask: ``(n, T)`` month mask with trailing observed months; None means all observed.
+            static (np.ndarray): ``(n, n_static)`` array, categoricals as integer codes.
+            dynamic (np.ndarray): ``(n, T, C)`` array.
+            y (np.ndarray): ``(n,)`` labels in {0, 1}; both must occur.
+            mask (np.ndarray | None): ``(n, T)`` month mask with trailing observed months; None means all
+                observed. Defaults to None.
 
         Returns:
-            self.
+            TabularGAN: self.
         """
         static, dynamic, y, mask = self._check_inputs(static, dynamic, y, mask)
         if not (np.any(y == 0) and np.any(y == 1)):
@@ -421,10 +422,7 @@ class TabularGAN:
         data = self.transformer_.transform(static, dynamic, mask)
         device = resolve_device(self.device)
         with seeded(derive_seed(self.random_state, _SEED_TORCH), device):
-            self._build_networks(device)
-            g_opt = torch.optim.Adam(self.generator_.parameters(), lr=self.lr, betas=tuple(self.betas))
-            d_opt = torch.optim.Adam(self.discriminator_.parameters(), lr=self.lr, betas=tuple(self.betas))
-            critic_step, generator_step = self._make_steps(g_opt, d_opt)
+            critic_step, generator_step = self._init_training(device)
             sampler = ConditionalBatchSampler(
                 torch.as_tensor(data, device=device),
                 y,
@@ -434,8 +432,6 @@ class TabularGAN:
             )
             iterations = max(1, len(data) // self.batch_size)
             self.history_: list[dict[str, float]] = []
-            self.generator_.train()
-            self.discriminator_.train()
             for epoch in range(self.epochs):
                 records = train_epoch(
                     sampler.batches(iterations * self.n_critic),
@@ -448,6 +444,19 @@ class TabularGAN:
                 self.history_.extend(records)
                 self._log_epoch(epoch, records)
         return self
+
+    def _init_training(self, device: torch.device) -> tuple[CriticStep, GeneratorStep]:
+        """Build fresh networks and optimisers on ``device``; return the bound critic and generator steps.
+
+        A distributed trainer calls this on each worker, then :func:`train_epoch` with its own batch
+        iterator and ``grad_sync``.
+        """
+        self._build_networks(device)
+        self.generator_.train()
+        self.discriminator_.train()
+        g_opt = torch.optim.Adam(self.generator_.parameters(), lr=self.lr, betas=tuple(self.betas))
+        d_opt = torch.optim.Adam(self.discriminator_.parameters(), lr=self.lr, betas=tuple(self.betas))
+        return self._make_steps(g_opt, d_opt)
 
     def _build_networks(self, device: torch.device) -> None:
         spans = self.transformer_.output_info_
@@ -506,12 +515,14 @@ class TabularGAN:
         ``random_state``, so repeated calls return the same rows; pass different seeds for new draws.
 
         Args:
-            n: Number of rows.
-            label: Class to condition on (0 or 1).
-            random_state: Seed for this draw; None uses one derived from the model's ``random_state``.
+            n (int): Number of rows.
+            label (int): Class to condition on (0 or 1). Defaults to 1.
+            random_state (int | None): Seed for this draw; None uses one derived from the model's
+                ``random_state``. Defaults to None.
 
         Returns:
-            ``(static (n, n_static), dynamic (n, T, C), mask (n, T))`` with the dtypes seen in ``fit``.
+            tuple[np.ndarray, np.ndarray, np.ndarray]: ``(static (n, n_static), dynamic (n, T, C),
+            mask (n, T))`` with the dtypes seen in ``fit``.
         """
         self._check_fitted()
         if label not in (0, 1):
@@ -556,14 +567,15 @@ class TabularGAN:
         data already reach the ratio nothing is generated and the model is not fitted.
 
         Args:
-            static: ``(n, n_static)`` array.
-            dynamic: ``(n, T, C)`` array.
-            y: ``(n,)`` labels in {0, 1} (1 = minority).
-            mask: ``(n, T)`` month mask, or None for all observed.
-            ratio: Wanted minority / majority ratio.
+            static (np.ndarray): ``(n, n_static)`` array.
+            dynamic (np.ndarray): ``(n, T, C)`` array.
+            y (np.ndarray): ``(n,)`` labels in {0, 1} (1 = minority).
+            mask (np.ndarray | None): ``(n, T)`` month mask, or None for all observed. Defaults to None.
+            ratio (float): Wanted minority / majority ratio. Defaults to 0.4.
 
         Returns:
-            ``(static, dynamic, mask, y)``: the original rows first, then the generated ones.
+            tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]: ``(static, dynamic, mask, y)``: the original
+            rows first, then the generated ones (the mask is all ones for inputs without a mask).
         """
         static, dynamic, y, mask = self._check_inputs(static, dynamic, y, mask)
         mask_out = np.ones((len(static), self.spec.T), dtype=np.uint8) if mask is None else mask
@@ -587,21 +599,22 @@ class TabularGAN:
         training history; nothing is pickled.
 
         Args:
-            directory: Target directory (created if missing).
+            directory (str | Path): Target directory (created if missing).
 
         Returns:
-            The directory.
+            Path: The directory.
         """
         self._check_fitted()
         path = Path(directory)
         path.mkdir(parents=True, exist_ok=True)
         save_weights(self.generator_, path / "generator.safetensors")
         save_weights(self.discriminator_, path / "discriminator.safetensors")
-        params = {k: _jsonable(v) for k, v in self.get_params().items()}
+        params = {k: _jsonable(v) for k, v in self.get_params().items() if k != "spec"}
         meta = {
             "format": _FORMAT,
             "format_version": _FORMAT_VERSION,
             "class": type(self).__name__,
+            "spec": self.spec.to_dict(),
             "params": params,
             "transformer": self.transformer_.to_dict(),
             "input_dtypes": self.input_dtypes_,
@@ -615,18 +628,19 @@ class TabularGAN:
         """Restore a model written by :meth:`save`.
 
         Args:
-            directory: Directory holding the model files.
-            device: Device to load onto; None keeps the saved ``device`` parameter.
+            directory (str | Path): Directory holding the model files.
+            device (str | None): Device to load onto; None keeps the saved ``device`` parameter.
+                Defaults to None.
 
         Returns:
-            The fitted model; it samples exactly like the saved one for the same seed.
+            TabularGAN: The fitted model; it samples exactly like the saved one for the same seed.
         """
         path = Path(directory)
         meta = json.loads((path / "model.json").read_text())
         if meta.get("format") != _FORMAT or meta.get("class") != cls.__name__:
             raise ValueError(f"{path}: not a saved {cls.__name__} (found {meta.get('format')}/{meta.get('class')})")
         params = dict(meta["params"])
-        params["spec"] = FeatureSpec.from_dict(params["spec"])
+        params["spec"] = FeatureSpec.from_dict(meta["spec"])
         for name in cls._tuple_params:
             if name in params and params[name] is not None:
                 params[name] = tuple(params[name])
@@ -644,8 +658,6 @@ class TabularGAN:
 
 
 def _jsonable(value: Any) -> Any:
-    if isinstance(value, FeatureSpec):
-        return value.to_dict()
     if isinstance(value, (tuple, list)):
         return [_jsonable(v) for v in value]
     if isinstance(value, np.integer):

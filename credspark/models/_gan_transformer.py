@@ -164,15 +164,18 @@ class GanDataTransformer:
     """Encode static + dynamic + mask rows into the GAN's vector space and back.
 
     Args:
-        spec: Feature spec giving the static kinds, bounds and categories, the channels and ``T``.
-        max_modes: Most mixture components per column.
-        weight_threshold: Modes with a smaller weight are dropped.
-        max_fit_rows: Each mixture is fitted on at most this many rows (a random subsample), which keeps
-            fitting ~140 columns to seconds.
-        discrete_threshold: Numeric columns with at most this many distinct training values are one-hot
-            encoded over those values instead of getting a (degenerate) mixture.
-        max_iter: Iteration limit of each mixture fit.
-        random_state: Seed for the subsamples and the mixture fits.
+        spec (FeatureSpec): Feature spec giving the static kinds, bounds and categories, the channels and ``T``.
+        max_modes (int): Most mixture components per column. Defaults to 10.
+        weight_threshold (float): Modes with a smaller weight are dropped. Defaults to 0.005.
+        max_fit_rows (int): Each mixture is fitted on at most this many rows (a random subsample), which
+            keeps fitting ~140 columns to seconds. Defaults to 2000.
+        discrete_threshold (int): Numeric columns with at most this many distinct training values are
+            one-hot encoded over those values instead of getting a (degenerate) mixture. Defaults to 2.
+        max_iter (int): Iteration limit of each mixture fit. Defaults to 100.
+        random_state (int | None): Seed for the subsamples and the mixture fits. Defaults to None.
+
+    Fitted attributes: ``columns_`` (one :class:`ColumnTransform` per flattened column), ``output_info_``
+    (the :class:`Span` layout for the generator's heads), ``output_dim_``, ``column_starts_``.
     """
 
     def __init__(
@@ -199,12 +202,13 @@ class GanDataTransformer:
         """Fit one encoding per flattened column.
 
         Args:
-            static: ``(n, n_static)`` array, categoricals as integer codes.
-            dynamic: ``(n, T, C)`` array.
-            mask: ``(n, T)`` 0/1 array with trailing observed months; None means all observed.
+            static (np.ndarray): ``(n, n_static)`` array, categoricals as integer codes.
+            dynamic (np.ndarray): ``(n, T, C)`` array; masked months are ignored.
+            mask (np.ndarray | None): ``(n, T)`` 0/1 array with trailing observed months; None means all
+                observed. Defaults to None.
 
         Returns:
-            self.
+            GanDataTransformer: self.
         """
         static, dynamic, counts = self._validate(static, dynamic, mask)
         rng = np.random.default_rng(self.random_state)
@@ -313,12 +317,13 @@ class GanDataTransformer:
         """Encode rows into the GAN's vector space.
 
         Args:
-            static: ``(n, n_static)`` array.
-            dynamic: ``(n, T, C)`` array.
-            mask: ``(n, T)`` mask with trailing observed months, or None for all observed.
+            static (np.ndarray): ``(n, n_static)`` array.
+            dynamic (np.ndarray): ``(n, T, C)`` array.
+            mask (np.ndarray | None): ``(n, T)`` mask with trailing observed months, or None for all observed.
+                Defaults to None.
 
         Returns:
-            ``(n, output_dim_)`` float32 array.
+            np.ndarray: ``(n, output_dim_)`` float32 array.
         """
         static, dynamic, counts = self._validate(static, dynamic, mask)
         n = len(static)
@@ -343,10 +348,11 @@ class GanDataTransformer:
         bounds, a trailing month mask, and 0 in masked months.
 
         Args:
-            data: ``(n, output_dim_)`` array.
+            data (np.ndarray): ``(n, output_dim_)`` array.
 
         Returns:
-            ``(static (n, n_static) float64, dynamic (n, T, C) float64, mask (n, T) uint8)``.
+            tuple[np.ndarray, np.ndarray, np.ndarray]: ``(static (n, n_static) float64,
+            dynamic (n, T, C) float64, mask (n, T) uint8)``.
         """
         data = np.asarray(data, dtype=np.float64)
         if data.ndim != 2 or data.shape[1] != self.output_dim_:
@@ -385,6 +391,8 @@ class GanDataTransformer:
                 "random_state": self.random_state,
             },
             "spec": self.spec.to_dict(),
+            # Derived from the columns; written so that readers of the JSON see the generator's layout.
+            "output_info": [list(span) for span in self.output_info_],
             "columns": [
                 dict(asdict(c), means=list(c.means), stds=list(c.stds), weights=list(c.weights), values=list(c.values))
                 for c in self.columns_
@@ -411,4 +419,6 @@ class GanDataTransformer:
             for c in d["columns"]
         ]
         obj._set_columns(columns)
+        if "output_info" in d and [list(span) for span in obj.output_info_] != d["output_info"]:
+            raise ValueError("transformer state: the stored output layout does not match its columns")
         return obj

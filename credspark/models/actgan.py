@@ -240,29 +240,30 @@ class ACTGAN(TabularGAN):
     """Auxiliary-classifier cross-network tabular GAN (WGAN-GP) for minority oversampling.
 
     Args:
-        spec: Feature spec of the static and dynamic blocks.
-        epochs: Training epochs; an epoch has ``max(1, n // batch_size)`` iterations of ``n_critic``
-            critic steps and one generator step.
-        batch_size: Rows per batch (>= 2).
-        noise_dim: Width of the generator's Gaussian noise.
-        generator_dims: Widths of the generator's residual blocks.
-        discriminator_dims: Widths of the discriminator's deep tower.
-        n_cross: Number of cross layers in the discriminator.
-        n_critic: Critic steps per generator step.
-        gp_lambda: Gradient-penalty weight.
-        aux_weight: Weight of the auxiliary classifier's cross-entropy in both losses.
-        aux_on_fake: Also train the auxiliary classifier on fake rows (off by default: a classifier that
-            learns the generator's mistakes rewards them).
-        dropout: Dropout in the discriminator's tower.
-        lr: Adam learning rate of both networks.
-        betas: Adam betas of both networks.
-        positive_share: Probability that a training row is conditioned on label 1 (0.5 learns the minority
-            as often as the majority); None uses the training frequency.
-        tau: Gumbel-softmax temperature of the generator's one-hot outputs.
-        device: ``"cpu"``, ``"cuda"``, ``"cuda:N"`` or ``"auto"``.
-        random_state: Seed for everything (transformer, batches, initialisation, dropout, sampling).
-        verbose: Log progress to the ``credspark.models`` logger.
-        log_every: Log every this many epochs when verbose.
+        spec (FeatureSpec): Feature spec of the static and dynamic blocks.
+        epochs (int): Training epochs; an epoch has ``max(1, n // batch_size)`` iterations of ``n_critic``
+            critic steps and one generator step. Defaults to 300.
+        batch_size (int): Rows per batch (>= 2). Defaults to 500.
+        noise_dim (int): Width of the generator's Gaussian noise. Defaults to 128.
+        generator_dims (Sequence[int]): Widths of the generator's residual blocks. Defaults to (256, 256).
+        discriminator_dims (Sequence[int]): Widths of the discriminator's deep tower. Defaults to (256, 256).
+        n_cross (int): Number of cross layers in the discriminator. Defaults to 3.
+        n_critic (int): Critic steps per generator step. Defaults to 5.
+        gp_lambda (float): Gradient-penalty weight. Defaults to 10.0.
+        aux_weight (float): Weight of the auxiliary classifier's cross-entropy in both losses. Defaults to 1.0.
+        aux_on_fake (bool): Also train the auxiliary classifier on fake rows (off by default: a classifier
+            that learns the generator's mistakes rewards them). Defaults to False.
+        dropout (float): Dropout in the discriminator's tower. Defaults to 0.5.
+        lr (float): Adam learning rate of both networks. Defaults to 2e-4.
+        betas (tuple[float, float]): Adam betas of both networks. Defaults to (0.5, 0.9).
+        positive_share (float | None): Probability that a training row is conditioned on label 1 (0.5 learns
+            the minority as often as the majority); None uses the training frequency. Defaults to 0.5.
+        tau (float): Gumbel-softmax temperature of the generator's one-hot outputs. Defaults to 0.2.
+        device (str): ``"cpu"``, ``"cuda"``, ``"cuda:N"`` or ``"auto"``. Defaults to ``"cpu"``.
+        random_state (int | None): Seed for everything (transformer, batches, initialisation, dropout,
+            sampling); None is not reproducible. Defaults to None.
+        verbose (bool): Log progress to the ``credspark.models`` logger. Defaults to False.
+        log_every (int): Log every this many epochs (and after the last) when verbose. Defaults to 10.
     """
 
     def __init__(

@@ -134,24 +134,25 @@ class CGAN(TabularGAN):
     """Conditional tabular GAN with the original (BCE) loss, the paper's baseline.
 
     Args:
-        spec: Feature spec of the static and dynamic blocks.
-        epochs: Training epochs; an epoch has ``max(1, n // batch_size)`` iterations of ``n_critic``
-            discriminator steps and one generator step.
-        batch_size: Rows per batch (>= 2).
-        noise_dim: Width of the generator's Gaussian noise.
-        generator_dims: Widths of the generator's residual blocks.
-        discriminator_dims: Widths of the discriminator's hidden layers.
-        n_critic: Discriminator steps per generator step (1, the classic alternation, by default).
-        dropout: Dropout in the discriminator.
-        lr: Adam learning rate of both networks.
-        betas: Adam betas of both networks.
-        positive_share: Probability that a training row is conditioned on label 1; None uses the
-            training frequency.
-        tau: Gumbel-softmax temperature of the generator's one-hot outputs.
-        device: ``"cpu"``, ``"cuda"``, ``"cuda:N"`` or ``"auto"``.
-        random_state: Seed for everything (transformer, batches, initialisation, dropout, sampling).
-        verbose: Log progress to the ``credspark.models`` logger.
-        log_every: Log every this many epochs when verbose.
+        spec (FeatureSpec): Feature spec of the static and dynamic blocks.
+        epochs (int): Training epochs; an epoch has ``max(1, n // batch_size)`` iterations of ``n_critic``
+            discriminator steps and one generator step. Defaults to 300.
+        batch_size (int): Rows per batch (>= 2). Defaults to 500.
+        noise_dim (int): Width of the generator's Gaussian noise. Defaults to 128.
+        generator_dims (Sequence[int]): Widths of the generator's residual blocks. Defaults to (256, 256).
+        discriminator_dims (Sequence[int]): Widths of the discriminator's hidden layers. Defaults to (256, 256).
+        n_critic (int): Discriminator steps per generator step; 1 is the classic alternation. Defaults to 1.
+        dropout (float): Dropout in the discriminator. Defaults to 0.5.
+        lr (float): Adam learning rate of both networks. Defaults to 2e-4.
+        betas (tuple[float, float]): Adam betas of both networks. Defaults to (0.5, 0.9).
+        positive_share (float | None): Probability that a training row is conditioned on label 1; None uses
+            the training frequency. Defaults to 0.5.
+        tau (float): Gumbel-softmax temperature of the generator's one-hot outputs. Defaults to 0.2.
+        device (str): ``"cpu"``, ``"cuda"``, ``"cuda:N"`` or ``"auto"``. Defaults to ``"cpu"``.
+        random_state (int | None): Seed for everything (transformer, batches, initialisation, dropout,
+            sampling); None is not reproducible. Defaults to None.
+        verbose (bool): Log progress to the ``credspark.models`` logger. Defaults to False.
+        log_every (int): Log every this many epochs (and after the last) when verbose. Defaults to 10.
     """
 
     def __init__(

@@ -591,7 +591,7 @@ class ResNetLSTM:
         n = s.shape[0]
         module = self.module_
         device = _device_of(module)
-        out = np.empty((n, self.embedding_dim) if what == "embed" else (n,), dtype=np.float32)
+        out = np.empty((n, self.module_kwargs_["embedding_dim"]) if what == "embed" else (n,), dtype=np.float32)
         module.eval()
         with torch.inference_mode():
             for start in range(0, n, batch_size):

@@ -290,7 +290,8 @@ def test_save_load_round_trip_samples_identically(fitted, tmp_path):
     meta = json.loads((tmp_path / "m" / "model.json").read_text())
     assert meta["class"] == type(fitted).__name__
     assert meta["params"]["noise_dim"] == TINY["noise_dim"]
-    assert FeatureSpec.from_dict(meta["params"]["spec"]) == SPEC
+    assert FeatureSpec.from_dict(meta["spec"]) == SPEC
+    assert meta["transformer"]["output_info"][0] == [0, 1, "tanh"]  # column "x": scalar, then its modes
     assert all("means" in c for c in meta["transformer"]["columns"])
     loaded = type(fitted).load(tmp_path / "m")
     assert loaded.get_params() == fitted.get_params()
