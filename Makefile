@@ -8,8 +8,14 @@ JARS_DIR ?= $(HOME)/.cache/credspark/jars/delta-4.4.0
 WAREHOUSE ?= ./warehouse
 export CREDSPARK_JARS_DIR := $(abspath $(JARS_DIR))
 export PYTHONHASHSEED := 0
+# Compat lane (Petastorm 0.13.1: pyspark 4.0, pyarrow 14, numpy 1.26): a second venv, its own Delta JARs.
+COMPAT_VENV ?= .venv-compat
+COMPAT_PY := $(COMPAT_VENV)/bin/python
+COMPAT_STAMP := $(COMPAT_VENV)/.installed
+COMPAT_JARS_DIR ?= $(HOME)/.cache/credspark/jars/delta-4.0.1
 
-.PHONY: help venv jars demo test test-fast lint bench bench-features bench-models dist clean
+.PHONY: help venv jars demo test test-fast lint bench bench-features bench-models dist clean \
+	horovod venv-compat jars-compat test-compat
 
 help: ## list the targets
 	@grep -E '^[a-zA-Z_-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-16s %s\n", $$1, $$2}'
@@ -29,8 +35,23 @@ jars: $(STAMP) ## fetch the Delta Lake JARs from Maven Central once into $(JARS_
 demo: venv jars ## generate a demo portfolio, validate it, build features and print a summary
 	$(PY) -m credspark.demo --warehouse $(WAREHOUSE)/demo
 
-test: venv jars ## run the whole test suite (unit, integration)
-	$(PY) -m pytest -q tests
+test: venv jars horovod ## run the whole test suite (unit, integration; Horovod built first if missing)
+	$(PY) -m pytest -q tests --ignore=tests/compat
+
+horovod: venv ## build Horovod 0.28.1 from source once (wheel cached by torch version) and install it into .venv
+	@build-support/horovod/install.sh $(PY) constraints/main.txt
+
+$(COMPAT_STAMP): constraints/compat.txt build-support/compat/make_venv.sh
+	build-support/compat/make_venv.sh $(PYTHON) $(COMPAT_VENV) constraints/compat.txt
+
+venv-compat: $(COMPAT_STAMP) ## create .venv-compat from constraints/compat.txt (once)
+
+jars-compat: venv-compat ## fetch the compat lane's Delta JARs (delta-spark 4.0.1) once into $(COMPAT_JARS_DIR)
+	@build-support/fetch_delta_jars.sh $(COMPAT_PY) $(COMPAT_JARS_DIR) build-support/compat/delta-jars.pom.xml
+
+test-compat: venv-compat jars-compat ## compat lane: Petastorm feed, Horovod training fed by Petastorm
+	@build-support/horovod/install.sh $(COMPAT_PY) constraints/compat.txt
+	CREDSPARK_JARS_DIR=$(abspath $(COMPAT_JARS_DIR)) $(COMPAT_PY) -m pytest -q tests/compat
 
 test-fast: venv jars ## unit tests only
 	$(PY) -m pytest -q tests/unit

@@ -32,6 +32,12 @@ __all__ = [
     "FeaturesConfig",
     "GenerateConfig",
     "UciConfig",
+    "ScoreConfig",
+    "DistributedConfig",
+    "ResNetLSTMConfig",
+    "ACTGANConfig",
+    "TrainConfig",
+    "XGBConfig",
     "load_config",
     "config_from_dict",
     "apply_override",
@@ -91,6 +97,11 @@ class TablesConfig:
     statements: str = _f("statements", "Input: monthly statements.")
     outcomes: str = _f("outcomes", "Input: default events.")
     features: str = _f("features", "Output of build_features, partitioned by as_of_date.")
+    scores: str = _f("scores", "Output of score_portfolio, partitioned by score_date.")
+    score_runs: str = _f("score_runs", "One row per score_portfolio run: counts, quantiles, bands, drift.")
+    train_splits: str = _f(
+        "train_splits", "Row-level train/valid/test assignment of every training run, partitioned by run_id."
+    )
     runs: str = _f("_runs", "Folder (under the warehouse) of JSON run summaries.")
 
 
@@ -114,6 +125,9 @@ class FeaturesConfig:
     version: str = _f("1", "Feature-set version stored as a table property and in every row.")
     channels: tuple[str, ...] | None = _f(
         None, "Sequence channels to build; null = every channel the sources support."
+    )
+    exclude_defaulted: bool = _f(
+        True, "Leave out customers with a default on or before the as-of date (already in default)."
     )
 
 
@@ -143,6 +157,199 @@ class UciConfig:
 
 
 @dataclass(frozen=True)
+class ScoreConfig:
+    """The nightly scoring job (credspark.pipelines.score, credspark.scoring)."""
+
+    model_name: str = _f("credspark", "Model store name of the bundle to score with (models/<name>/current).")
+    arrow_batch_size: int | None = _f(
+        None, "Rows per Arrow batch handed to the scoring UDF; null = spark.arrow_batch_size."
+    )
+    model_batch_size: int = _f(
+        1000,
+        "Rows per forward pass of the model inside the UDF (1,000 measured fastest on CPU: see docs/scoring.md).",
+    )
+    torch_threads: int = _f(
+        1, "Torch intra-op threads per Python worker (1: Spark already runs one worker per core)."
+    )
+    xgb_threads: int = _f(1, "XGBoost threads per Python worker.")
+    base_points: float = _f(600.0, "Scorecard points at the base odds.")
+    base_odds: float = _f(50.0, "Base odds good:bad (50 = 50:1) that earn base_points.")
+    pdo: float = _f(20.0, "Points to double the odds.")
+    band_cutoffs: tuple[float, ...] = _f(
+        (500.0, 540.0, 580.0, 620.0), "Score cut-offs between risk bands, ascending (a score equal to a cut-off "
+        "goes to the better band)."
+    )
+    band_labels: tuple[str, ...] = _f(
+        ("E", "D", "C", "B", "A"), "Risk band names from the riskiest (lowest score) up; one more than cut-offs."
+    )
+    n_reasons: int = _f(3, "Reason-code columns reason_1..reason_n.")
+    reason_contribs: Literal["exact", "approx"] = _f(
+        "approx",
+        "XGBoost contributions for reason codes: 'approx' (Saabas: ~27x cheaper, measured) or 'exact' (TreeSHAP, "
+        "slower than the whole ResNet-LSTM at 300 trees).",
+    )
+    quantiles: tuple[float, ...] = _f(
+        (0.01, 0.05, 0.25, 0.5, 0.75, 0.95, 0.99), "pd quantiles reported in the run summary."
+    )
+    quantile_error: float = _f(0.001, "Relative error of approxQuantile for the pd quantiles and PSI bins.")
+    psi_bins: int = _f(10, "Quantile bins of the score PSI against the previous score date.")
+    psi_warn: float = _f(0.1, "PSI at or above this is a drift warning (logged, in the summary).")
+    psi_fail: float = _f(0.25, "PSI at or above this fails the run with exit code 3 (scores are still written).")
+    psi_top_features: int = _f(10, "Features (in the bundle's training-distribution order) checked for drift.")
+    write_retries: int = _f(2, "Retries of the scores write after a Delta concurrent-write conflict.")
+    fail_after_batches: int | None = _f(
+        None, "Fault injection for tests: the UDF raises after this many model batches. Never set in production."
+    )
+
+
+@dataclass(frozen=True)
+class DistributedConfig:
+    """Distributed deep-model training (credspark.distributed, credspark.pipelines.train_deep)."""
+
+    backend: Literal["torch_distributor", "horovod", "local"] = _f(
+        "torch_distributor",
+        "Launcher: 'torch_distributor' (pyspark's TorchDistributor), 'horovod' (make horovod), or 'local' "
+        "(one worker in the driver process; needs num_workers 1).",
+    )
+    feed: Literal["arrow", "petastorm"] = _f(
+        "arrow", "Spark-to-torch feed: 'arrow' (Parquet + pyarrow shards) or 'petastorm' (compat lane only)."
+    )
+    num_workers: int = _f(2, "Training workers (ranks); one Spark task slot (or GPU) each.")
+    use_gpu: bool = _f(False, "One GPU per worker with NCCL; false = CPU with gloo.")
+    local_mode: bool = _f(
+        False, "TorchDistributor: run the workers on the driver; false = barrier tasks on the executors."
+    )
+    timeout_s: float = _f(
+        3600.0, "Limit (seconds) of one model's distributed run and of every collective; the run is cancelled after it."
+    )
+    checkpoint_dir: str | None = _f(
+        None, "Folder of per-epoch checkpoints (shared by all workers); null = <work_dir>/checkpoints."
+    )
+    resume: bool = _f(True, "Resume each model from its latest checkpoint in checkpoint_dir when one exists.")
+    seed: int = _f(7, "Seed of the feeds' shuffles, weight initialisation and noise.")
+    files_per_worker: int = _f(4, "arrow feed: Parquet files written per worker when materialising a feed.")
+    prefetch: int = _f(2, "Batches each worker prepares ahead in a background thread.")
+    fit_sample_rows: int = _f(
+        200000, "Rows the chief samples to fit input scaling and the GAN data transformer (then broadcast)."
+    )
+    torch_threads: int | None = _f(1, "torch intra-op threads per worker; null keeps torch's default.")
+    oversample: bool = _f(True, "Train ACTGAN and add generated minority rows to the ResNet-LSTM training feed.")
+    oversample_ratio: float = _f(0.4, "Minority/majority ratio the generated rows bring the training set to.")
+    generate_partitions: int = _f(4, "Spark partitions that generate the oversampled rows.")
+    fail_at_epoch: int | None = _f(
+        None, "Fault injection for tests: worker fail_rank raises at the start of this epoch. Never set in production."
+    )
+    fail_rank: int = _f(1, "Fault injection for tests: the rank that raises (see fail_at_epoch).")
+
+
+@dataclass(frozen=True)
+class ResNetLSTMConfig:
+    """ResNet-LSTM hyper-parameters (credspark.models.resnet_lstm.ResNetLSTM) for distributed training."""
+
+    epochs: int = _f(30, "Maximum epochs.")
+    batch_size: int = _f(256, "Global batch size (split across the workers).")
+    lr: float = _f(1e-4, "Adam learning rate.")
+    weight_decay: float = _f(0.0, "Adam weight decay.")
+    loss: Literal["bce", "focal"] = _f("bce", "Training loss of the network's own head.")
+    focal_alpha: float = _f(0.25, "Focal loss alpha (loss 'focal').")
+    focal_gamma: float = _f(2.0, "Focal loss gamma (loss 'focal').")
+    patience: int = _f(5, "Early-stopping patience in epochs on validation AUC (only with validation rows).")
+    embedding_dim: int = _f(32, "Fused embedding size.")
+    filters: tuple[int, ...] = _f((16, 32, 64, 128), "Filters per ResNet stage.")
+    blocks_per_stage: int = _f(1, "Residual blocks per stage.")
+    lstm_hidden: int = _f(64, "LSTM hidden size per direction.")
+    spatial_attention: bool = _f(True, "Spatial attention on the static branch.")
+    temporal_attention: bool = _f(True, "Temporal attention on the dynamic branch.")
+    dropout: float = _f(0.5, "Dropout before the classification head.")
+
+
+@dataclass(frozen=True)
+class ACTGANConfig:
+    """ACTGAN hyper-parameters (credspark.models.actgan.ACTGAN) for distributed training."""
+
+    epochs: int = _f(300, "Epochs; an epoch is max(1, rows // batch_size) iterations of n_critic critic steps.")
+    batch_size: int = _f(500, "Global batch size (split across the workers).")
+    noise_dim: int = _f(128, "Generator noise width.")
+    generator_dims: tuple[int, ...] = _f((256, 256), "Generator residual block widths.")
+    discriminator_dims: tuple[int, ...] = _f((256, 256), "Discriminator deep tower widths.")
+    n_cross: int = _f(3, "DCN cross layers in the discriminator.")
+    n_critic: int = _f(5, "Critic steps per generator step.")
+    gp_lambda: float = _f(10.0, "Gradient-penalty weight.")
+    aux_weight: float = _f(1.0, "Auxiliary classifier cross-entropy weight.")
+    aux_on_fake: bool = _f(False, "Also train the auxiliary classifier on fake rows.")
+    dropout: float = _f(0.5, "Dropout in the discriminator tower.")
+    lr: float = _f(2e-4, "Adam learning rate of both networks.")
+    betas: tuple[float, ...] = _f((0.5, 0.9), "Adam betas of both networks.")
+    positive_share: float | None = _f(0.5, "Share of label-1 conditions per batch; null = training frequency.")
+    tau: float = _f(0.2, "Gumbel-softmax temperature.")
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    """The training job (credspark.pipelines.train): split, evaluation, quality gate, publishing."""
+
+    model_name: str = _f("credspark", "Model store name: bundles go to <warehouse>/models/<model_name>/<version>/.")
+    split: Literal["random", "time"] = _f(
+        "random",
+        "'random': stratified by label, test_fraction held out, validation_fraction of the rest for validation "
+        "(the paper's 70/30 with 20% of train for validation); 'time': test = the latest --as-of date, "
+        "validation = --validation-as-of (else the second latest), train = the earlier dates.",
+    )
+    test_fraction: float = _f(0.3, "random split: share of the rows held out for test.")
+    validation_fraction: float = _f(0.2, "random split: share of the non-test rows used for validation.")
+    seed: int = _f(42, "Seed of the split and of XGBoost (the deep models use distributed.seed).")
+    use_raw_static: bool = _f(False, "Feed the raw static features to the focal XGBoost after the embedding.")
+    baseline_with_seq: bool = _f(
+        True, "The plain XGBoost baseline sees the flattened sequences as well as the static features."
+    )
+    embed_batch_size: int = _f(1024, "Rows per ResNet-LSTM forward pass when embedding on the executors.")
+    min_test_auc: float = _f(0.65, "Quality gate: the test AUC must reach this floor for 'current' to move.")
+    max_auc_below_baseline: float = _f(
+        0.02, "Quality gate: the test AUC may be at most this much below the plain XGBoost baseline's."
+    )
+    drift_features: int = _f(
+        10, "Top static features (by the baseline's gain) whose training distribution the manifest stores."
+    )
+    drift_bins: int = _f(10, "Quantile bins of the training distributions stored in the manifest (for PSI).")
+    quantile_error: float = _f(0.001, "Relative error of approxQuantile for the stored distributions.")
+    report_columns: tuple[str, ...] | None = _f(
+        None,
+        "Columns of the report's real-vs-generated plots: static names or '<channel>[t]' (t = month index, "
+        "-1 = the as-of month); null = the top six static features.",
+    )
+    report_sample_rows: int = _f(5000, "Rows sampled (real and generated, each) for the report's distribution plots.")
+    max_eval_rows: int = _f(
+        5_000_000, "Validation + test rows whose (label, score) pairs the driver may collect for evaluation."
+    )
+
+
+@dataclass(frozen=True)
+class XGBConfig:
+    """Distributed XGBoost on the embeddings (credspark.distributed.xgb) and the plain baseline."""
+
+    num_workers: int = _f(2, "XGBoost workers (barrier tasks); must not exceed the application's task slots.")
+    timeout_s: int = _f(
+        600, "Seconds the tracker waits for the workers to connect and every collective call may take."
+    )
+    tracker_host: str | None = _f(
+        None, "Address the workers reach the tracker at; null = 127.0.0.1 on local masters, else spark.driver.host."
+    )
+    nthread: int = _f(1, "Threads per worker (1: Spark already runs one task per core).")
+    focal_alpha: float = _f(0.25, "Focal loss alpha (weight of the default class).")
+    focal_gamma: float = _f(2.0, "Focal loss gamma (focusing parameter).")
+    n_estimators: int = _f(500, "Maximum boosting rounds.")
+    learning_rate: float = _f(0.05, "Shrinkage (eta).")
+    max_depth: int = _f(4, "Maximum tree depth.")
+    min_child_weight: float = _f(1.0, "Minimum hessian sum in a leaf (focal hessians are small: keep it low).")
+    subsample: float = _f(0.8, "Row subsampling per tree (each worker samples its own rows).")
+    colsample_bytree: float = _f(0.8, "Column subsampling per tree.")
+    reg_lambda: float = _f(1.0, "L2 regularisation of leaf weights.")
+    early_stopping_rounds: int | None = _f(
+        50, "Stop when the validation loss has not improved for this many rounds; null trains all rounds."
+    )
+
+
+@dataclass(frozen=True)
 class Config:
     """Everything a job can be configured with."""
 
@@ -153,6 +360,12 @@ class Config:
     features: FeaturesConfig = field(default_factory=FeaturesConfig)
     generate: GenerateConfig = field(default_factory=GenerateConfig)
     uci: UciConfig = field(default_factory=UciConfig)
+    score: ScoreConfig = field(default_factory=ScoreConfig)
+    distributed: DistributedConfig = field(default_factory=DistributedConfig)
+    resnet_lstm: ResNetLSTMConfig = field(default_factory=ResNetLSTMConfig)
+    actgan: ACTGANConfig = field(default_factory=ACTGANConfig)
+    train: TrainConfig = field(default_factory=TrainConfig)
+    xgb: XGBConfig = field(default_factory=XGBConfig)
 
 
 # ---------------------------------------------------------------------------------------------- loading

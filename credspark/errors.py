@@ -14,6 +14,8 @@ __all__ = [
     "EXIT_CONFIG",
     "EXIT_DRIFT",
     "EXIT_INPUT",
+    "EXIT_QUALITY_GATE",
+    "QualityGateError",
 ]
 
 EXIT_OK = 0
@@ -21,6 +23,7 @@ EXIT_FAILED = 1  # unexpected failure (a bug, a crashed cluster)
 EXIT_CONFIG = 2  # bad command line or configuration
 EXIT_DRIFT = 3  # scoring: drift beyond the fail threshold
 EXIT_INPUT = 4  # the input data broke the contract or is missing
+EXIT_QUALITY_GATE = 5  # train: the new model failed the quality gate; 'current' was left where it was
 
 
 class CredsparkError(Exception):
@@ -56,3 +59,9 @@ class RejectThresholdError(InputError):
 
 class MissingDataError(InputError):
     """A table or partition the job needs does not exist."""
+
+
+class QualityGateError(CredsparkError):
+    """A trained model failed the quality gate: it was stored but not made ``current`` (exit code 5)."""
+
+    exit_code = EXIT_QUALITY_GATE

@@ -23,6 +23,7 @@ from collections.abc import Callable, Iterable, Mapping, Sequence
 
 from pyspark.sql import Column, DataFrame
 from pyspark.sql import functions as F
+from pyspark.sql import types as st
 
 from credspark.contract import TXN_TYPES
 from credspark.errors import ConfigError
@@ -34,6 +35,7 @@ __all__ = [
     "CHANNEL_SOURCE",
     "month_index",
     "month_index_of",
+    "timestamp_month_index",
     "month_end",
     "is_month_end",
     "resolve_channels",
@@ -63,6 +65,16 @@ CHANNEL_SOURCE: dict[str, str] = {c: "statements" for c in STATEMENT_CHANNELS} |
     c: "transactions" for c in TRANSACTION_CHANNELS
 }
 
+# Element types of the sequence columns: never null (masked or empty months hold 0).
+_SEQ_TYPE = st.ArrayType(st.FloatType(), containsNull=False)
+_MASK_TYPE = st.ArrayType(st.ByteType(), containsNull=False)
+# Non-null like the single-date literal, so one date or many give the same table schema.
+_DATES_SCHEMA = st.StructType([
+    st.StructField("as_of_date", st.DateType(), False),
+    st.StructField("as_of_month", st.IntegerType(), False),
+])
+# Above this many months, counting month starts costs more than the calendar conversion.
+_MAX_MONTH_COMPARISONS = 48
 # Columns of the monthly activity table besides the channels.
 _STATEMENT_EXTRA = ("credit_limit", "n_statements")
 _PROFILE_COLUMNS = ("birth_year", "sex", "education", "marital_status", "income", "open_month")
@@ -122,10 +134,40 @@ def resolve_channels(
     return tuple(c for c in wanted if CHANNEL_SOURCE[c] in present), left_out
 
 
-def _transaction_rows(transactions: DataFrame, until_exclusive: Column) -> DataFrame:
-    """Transactions before the cut-off as ``(customer_id, raw_month, txn_type, amount)``."""
+def _month_start(m: int) -> Column:
+    # A text literal cast in the session time zone (UTC), like year()/month(); a Python datetime literal
+    # would be converted with the driver process's local time zone instead.
+    return F.lit(f"{m // 12:04d}-{m % 12 + 1:02d}-01 00:00:00").cast("timestamp")
+
+
+def timestamp_month_index(ts: Column | str, first: int, last: int) -> Column:
+    """Month index of a timestamp known to be before the end of month ``last`` (same result as month_index).
+
+    For the months ``first..last`` it counts the month starts the timestamp has passed: a dozen comparisons
+    of 64-bit integers, several times cheaper than two calendar conversions per transaction; older
+    timestamps (rare: they only feed the folded bucket) take the calendar path.
+
+    Args:
+        ts: Timestamp column.
+        first: First month index of the range (the lookback start).
+        last: Last month index; the caller guarantees ``ts`` is before its end.
+
+    Returns:
+        Integer month-index column.
+    """
+    c = F.col(ts) if isinstance(ts, str) else ts
+    if last - first + 1 > _MAX_MONTH_COMPARISONS:
+        return month_index(c)
+    passed = sum(((c >= _month_start(m)).cast("int") for m in range(first + 1, last + 1)), F.lit(0))
+    return F.when(c >= _month_start(first), F.lit(first) + passed).otherwise(month_index(c)).cast("int")
+
+
+def _transaction_rows(transactions: DataFrame, until: dt.date, first_month: int) -> DataFrame:
+    """Transactions up to the end of ``until`` as ``(customer_id, raw_month, txn_type, amount)``."""
+    until_exclusive = F.lit(until + dt.timedelta(days=1)).cast("timestamp")
+    month = timestamp_month_index("txn_ts", first_month, month_index_of(until))
     return transactions.where(F.col("txn_ts") < until_exclusive).select(
-        "customer_id", month_index("txn_ts").alias("raw_month"), "txn_type", "amount"
+        "customer_id", month.alias("raw_month"), "txn_type", "amount"
     )
 
 
@@ -141,7 +183,8 @@ def _statement_rows(statements: DataFrame, last_month: int) -> DataFrame:
 
 
 def _profile_rows(customers: DataFrame, until: dt.date) -> DataFrame:
-    # No open date: the customer is known from the start (the profile row goes to the oldest bucket).
+    # No open date: the profile row goes to the oldest bucket; the customer then counts as known from their
+    # first transaction or statement (the pipeline keeps rows with a start month).
     return customers.where(F.col("open_date").isNull() | (F.col("open_date") <= F.lit(until))).select(
         "customer_id",
         month_index("open_date").alias("raw_month"),
@@ -205,10 +248,9 @@ def monthly_activity(
         ``n_statements``; customers ``birth_year``, ``sex``, ``education``, ``marital_status``, ``income``,
         ``open_month``. Columns of absent sources are not there at all.
     """
-    until_exclusive = F.lit(until + dt.timedelta(days=1)).cast("timestamp")
     parts: list[tuple[str, DataFrame]] = []
     if "transactions" in sources:
-        parts.append(("transactions", _transaction_rows(sources["transactions"], until_exclusive)))
+        parts.append(("transactions", _transaction_rows(sources["transactions"], until, lookback_start_month)))
     if "statements" in sources:
         parts.append(("statements", _statement_rows(sources["statements"], month_index_of(until))))
     if "customers" in sources:
@@ -239,19 +281,30 @@ def monthly_activity(
     return monthly
 
 
-def activity_by_as_of(dates: DataFrame) -> Callable[[DataFrame], DataFrame]:
+def activity_by_as_of(as_of_dates: Sequence[dt.date]) -> Callable[[DataFrame], DataFrame]:
     """Pair each monthly row with every as-of date it precedes (point in time: ``month <= as-of month``).
 
     Args:
-        dates: Small frame ``as_of_date`` (date), ``as_of_month`` (int), one row per as-of date.
+        as_of_dates: Month-end as-of dates; the monthly rows must not go past the latest one (as
+            :func:`monthly_activity` with ``until`` = the latest date guarantees).
 
     Returns:
         A transform adding ``as_of_date`` and ``k`` (months before the as-of month, 0 = the as-of month).
     """
+    dates = sorted(set(as_of_dates))
+    if not dates:
+        raise ValueError("activity_by_as_of: no as-of date given")
 
     def _pair(monthly: DataFrame) -> DataFrame:
-        # A handful of dates: broadcast them, so one as-of date costs a filter and a backfill no rescan.
-        joined = monthly.join(F.broadcast(dates), F.col("month") <= F.col("as_of_month"))
+        if len(dates) == 1:
+            # The daily case: no join, and no filter either: monthly_activity(until=the date) already kept
+            # only rows up to it, and a filter here would be pushed into every source and recompute months.
+            m = month_index_of(dates[0])
+            return monthly.select("*", F.lit(dates[0]).alias("as_of_date"), (F.lit(m) - F.col("month")).alias("k"))
+        # A backfill: broadcast the handful of dates; every monthly row meets the dates it precedes, so the raw
+        # sources are scanned once whatever the number of dates.
+        table = monthly.sparkSession.createDataFrame([(d, month_index_of(d)) for d in dates], _DATES_SCHEMA)
+        joined = monthly.join(F.broadcast(table), F.col("month") <= F.col("as_of_month"))
         return joined.withColumn("k", F.col("as_of_month") - F.col("month")).drop("as_of_month")
 
     return _pair
@@ -297,6 +350,8 @@ def with_sequences(n_channels: int, T: int) -> Callable[[DataFrame], DataFrame]:
         seq = F.flatten(F.transform(steps, lambda t: F.coalesce(F.try_element_at(by_k, T - 1 - t), zeros)))
         first_t = F.col("start_month") - (month_index("as_of_date") - (T - 1))
         mask = F.transform(steps, lambda t: F.when(t >= first_t, 1).otherwise(0).cast("tinyint"))
-        return df.withColumn("seq", seq.cast("array<float>")).withColumn("seq_mask", mask).drop("_seq_rows")
+        return df.withColumn("seq", seq.cast(_SEQ_TYPE)).withColumn("seq_mask", mask.cast(_MASK_TYPE)).drop(
+            "_seq_rows"
+        )
 
     return _build

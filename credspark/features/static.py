@@ -28,7 +28,7 @@ transaction or statement), ``credit_limit`` (of the latest statement up to the a
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 from pyspark.sql import Column, DataFrame
 from pyspark.sql import functions as F
@@ -41,6 +41,7 @@ __all__ = [
     "PROFILE_FEATURES",
     "static_features",
     "static_aggregations",
+    "profile_aggregations",
     "with_profile_features",
 ]
 
@@ -133,7 +134,7 @@ def _expand(present: set[str], windows: Sequence[int]) -> Iterable[tuple[str, _F
 
 
 def _with_upper(f: _Feature, upper: float | None) -> _Feature:
-    return f if upper == f.upper else _Feature(**{**f.__dict__, "upper": upper})
+    return f if upper == f.upper else replace(f, upper=upper)
 
 
 def static_features(
@@ -176,6 +177,24 @@ def static_aggregations(present_sources: Iterable[str], windows: Sequence[int]) 
         for name, f, w, available in _expand(present, windows)
         if available and f.build is not None
     ]
+
+
+def profile_aggregations(present_sources: Iterable[str]) -> list[Column]:
+    """Aggregates carrying the profile and the first-seen months through the per-customer aggregation.
+
+    Args:
+        present_sources: Names of the input tables that exist.
+
+    Returns:
+        ``first_month`` (first month with a transaction or statement), ``open_month`` (null without
+        customers) and, with customers, ``birth_year``, ``sex``, ``education``, ``marital_status``, ``income``.
+    """
+    aggs = [F.min("first_month").alias("first_month")]
+    if "customers" not in set(present_sources):
+        return [*aggs, F.lit(None).cast("int").alias("open_month")]
+    # One profile row per customer (the contract's key), so max() just carries its values.
+    profile = [F.max(c).alias(c) for c in ("birth_year", "sex", "education", "marital_status", "income")]
+    return [*aggs, *profile, F.min("open_month").alias("open_month")]
 
 
 def with_profile_features(present_sources: Iterable[str]) -> Callable[[DataFrame], DataFrame]:

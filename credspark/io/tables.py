@@ -13,6 +13,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from pyspark.sql import DataFrame, SparkSession
+from pyspark.sql.types import StructType
 
 from credspark.config import Config
 from credspark.errors import ConfigError, MissingDataError
@@ -29,6 +30,9 @@ __all__ = [
     "set_properties",
     "get_properties",
     "partition_values",
+    "read_csv",
+    "commit_version",
+    "read_table_version",
 ]
 
 _IDENT = re.compile(r"^[A-Za-z_][A-Za-z0-9_]{0,127}$")
@@ -214,3 +218,70 @@ def partition_values(spark: SparkSession, ref: TableRef, column: str) -> list:
     _check_ident(column, "partition column")
     df = read_table(spark, ref)
     return sorted(r[0] for r in df.select(column).distinct().collect())
+
+
+def read_csv(
+    spark: SparkSession,
+    path: str | Path,
+    schema: StructType | str | None = None,
+    *,
+    header: bool = True,
+) -> DataFrame:
+    """Read a CSV file (or folder of CSV files) with Spark; MissingDataError names a path that does not exist.
+
+    Args:
+        spark: The session.
+        path: File or folder (any Hadoop-supported URI).
+        schema: Column types (a StructType or DDL string); None reads every column as a string.
+        header: Whether the first line holds column names.
+
+    Returns:
+        The lazily read rows (CRLF line endings and quoted fields are handled by Spark's CSV reader).
+    """
+    from pyspark.errors import AnalysisException
+
+    reader = spark.read.option("header", header).option("mode", "PERMISSIVE")
+    if schema is not None:
+        reader = reader.schema(schema)
+    try:
+        return reader.csv(str(path))
+    except AnalysisException as e:
+        if "PATH_NOT_FOUND" in str(e) or "Path does not exist" in str(e):
+            raise MissingDataError(f"input file {path} does not exist") from e
+        raise
+
+
+def _delta_table(spark: SparkSession, ref: TableRef):
+    from delta.tables import DeltaTable
+
+    if ref.qualified:
+        return DeltaTable.forName(spark, ref.qualified.replace("`", ""))
+    return DeltaTable.forPath(spark, ref.path)
+
+
+def commit_version(spark: SparkSession, ref: TableRef, user_metadata: str, *, search: int = 50) -> int | None:
+    """The version of the latest commit whose ``userMetadata`` equals ``user_metadata`` (e.g. a run id).
+
+    Args:
+        spark: The session.
+        ref: The table.
+        user_metadata: The text the writer stored (``user_metadata=`` of the write functions).
+        search: How many recent commits to look through. Defaults to 50.
+
+    Returns:
+        The version, or None when no recent commit carries that text.
+    """
+    from pyspark.sql import functions as F
+
+    hist = _delta_table(spark, ref).history(search)
+    row = hist.where(F.col("userMetadata") == F.lit(user_metadata)).agg(F.max("version")).first()
+    return None if row is None or row[0] is None else int(row[0])
+
+
+def read_table_version(spark: SparkSession, ref: TableRef, version: int) -> DataFrame:
+    """Read a Delta table as of one version (time travel), e.g. exactly what one run committed."""
+    if not table_exists(spark, ref):
+        raise MissingDataError(f"table '{ref.name}' does not exist at {ref}")
+    if ref.qualified:
+        return spark.read.option("versionAsOf", int(version)).table(ref.qualified.replace("`", ""))
+    return spark.read.format("delta").option("versionAsOf", int(version)).load(ref.path)

@@ -12,7 +12,8 @@ The model, one month at a time, for each customer who has opened and not default
    probability (so once late, likely stays late).
 2. The previous bill is paid in full, partly (at least the minimum due) or missed. Distressed customers
    miss most payments; a missed payment adds a month to the delinquency (UCI scale: -2 no consumption,
-   -1 paid in full, 0 revolving, 1..9 months overdue).
+   -1 paid in full, 0 revolving, 1..9 months overdue), and a later payment clears it only if the customer
+   also catches up on the arrears (likely when healthy, unlikely when distressed).
 3. Purchases, cash advances, interest on the carried balance, fees (late fee, cash-advance fee) and
    occasional refunds make the month's new charges; distress raises spending and cash advances, so
    utilisation climbs before a default.
@@ -23,9 +24,11 @@ The intercept of the distress hazard is calibrated (bisection on a fixed pilot p
 of customers who default inside the window matches the requested rate. Profile columns depend only weakly
 on ``z``; most of the risk signal is in the behaviour sequences.
 
-Partition functions (``*_partition``, bodies of ``mapInArrow``) take ``Iterator[pyarrow.RecordBatch]`` of
-customer ids (column ``id``) and yield contract-shaped batches with numeric encodings (month indexes, epoch seconds, category codes) that
-the Spark side turns into dates, timestamps and strings.
+Partition functions (``*_partition``, bodies of ``mapInArrow``) take ``Iterator[pyarrow.RecordBatch]``
+of customer ids (column ``id``) and yield contract-shaped batches with numeric encodings (month indexes,
+epoch seconds, category codes) that the Spark side turns into dates, timestamps and strings. Arrow rather
+than pandas: the transactions are the bulk of the data and pandas' block consolidation cost more than the
+simulation itself.
 """
 
 from __future__ import annotations
@@ -163,7 +166,7 @@ class SimParams:
 (_S_Z, _S_AGE, _S_SEX, _S_EDU, _S_MAR, _S_REG, _S_INC, _S_NEW, _S_OPEN, _S_DAY, _S_LIM, _S_SPEND,
  _S_TRANSACT, _S_ACT, _S_INIT, _S_INITD) = range(16)
 (_S_DIN, _S_DSTAY, _S_MISS, _S_FULL, _S_PART, _S_NOCONS, _S_SNOISE, _S_CASH, _S_CASHAMT, _S_REFUND,
- _S_REFAMT, _S_DEF, _S_DEFDAY, _S_NPURCH, _S_W, _S_TS, _S_MCC, _S_TSO) = range(20, 38)
+ _S_REFAMT, _S_DEF, _S_DEFDAY, _S_NPURCH, _S_W, _S_TS, _S_MCC, _S_TSO, _S_CATCHUP) = range(20, 39)
 
 
 @dataclass
@@ -302,7 +305,8 @@ def simulate(customer_ids: np.ndarray, p: SimParams, *, salt: int = 0) -> Simula
         owed = prev > 0.005
         mdue = _min_due(prev)
         miss = owed & (_unif(k, _S_MISS) < np.where(distressed, 0.65, p_miss_healthy))
-        full = owed & ~miss & (_unif(k, _S_FULL) < np.where(distressed, 0.05, p_full))
+        # Accounts already overdue rarely clear the whole balance at once.
+        full = owed & ~miss & (_unif(k, _S_FULL) < np.where(distressed, 0.05, p_full) * np.where(d >= 1, 0.3, 1.0))
         frac = _unif(k, _S_PART) ** 2 * np.where(distressed, 0.2, 1.0)
         pay = np.where(miss, 0.0, np.where(full, prev, mdue + frac * np.maximum(prev - mdue, 0.0)))
         pay = np.where(owed, _cents(np.minimum(pay, prev)), 0.0)
@@ -310,19 +314,26 @@ def simulate(customer_ids: np.ndarray, p: SimParams, *, salt: int = 0) -> Simula
         # 3. New charges.
         no_cons = _unif(k, _S_NOCONS) < np.where(distressed, 0.01, 0.04)
         avail = np.maximum(0.0, 1.02 * L - np.maximum(carried, 0.0))
-        spend = L * prof["spend"] * np.where(distressed, 1.6, 1.0) * np.exp(0.35 * _normal(k, _S_SNOISE) - 0.06)
+        spend = L * prof["spend"] * np.where(distressed, 1.3, 1.0) * np.exp(0.35 * _normal(k, _S_SNOISE) - 0.06)
         purchases = np.where(no_cons, 0.0, _cents(np.minimum(spend, avail)))
         take_cash = _unif(k, _S_CASH) < np.where(distressed, 0.45, p_cash_healthy)
-        cash = np.where(take_cash, _cents(np.minimum(L * (0.05 + 0.15 * _unif(k, _S_CASHAMT)),
-                                                     np.maximum(avail - purchases, 0.0))), 0.0)
+        # Cash is drawn up to an over-limit tolerance of 10%: a customer in trouble draws cash while still
+        # possible, so cash advances show up in the months before a default.
+        cash_room = np.maximum(0.0, 1.10 * L - np.maximum(carried, 0.0) - purchases)
+        cash = np.where(take_cash, _cents(np.minimum(L * (0.05 + 0.15 * _unif(k, _S_CASHAMT)), cash_room)), 0.0)
         interest = np.where(owed & ~full, _cents(0.018 * np.maximum(carried, 0.0)), 0.0)
         fees = _cents(np.where(miss, 25.0, 0.0) + 0.03 * cash)
         refund = np.where((purchases > 0) & (_unif(k, _S_REFUND) < 0.06),
                           _cents(purchases * (0.05 + 0.25 * _unif(k, _S_REFAMT))), 0.0)
         new_bill = _cents(carried + purchases + cash + interest + fees - refund)
         charges = purchases + cash
+        # Paying after a missed month clears the arrears only when the customer also catches up on the
+        # overdue amount; otherwise the account stays as many months overdue as it was (so lateness persists).
+        catch_up = _unif(k, _S_CATCHUP) < np.where(distressed, 0.1, 0.35)
+        stays_late = ~miss & ~full & (d >= 1) & owed & ~catch_up
         new_d = np.where(miss, np.maximum(d, 0) + 1,
-                         np.where(owed & ~full, 0, np.where(owed | (charges > 0), -1, -2)))
+                         np.where(stays_late, d,
+                                  np.where(owed & ~full, 0, np.where(owed | (charges > 0), -1, -2))))
         if not in_window:
             new_d = np.minimum(new_d, 2)  # no defaults during the burn-in
         new_d = np.minimum(new_d, 9)
@@ -494,25 +505,25 @@ def _batch(cols: Columns) -> pa.RecordBatch:
 
 
 def customers_partition(batches: Iterator[pa.RecordBatch], params: SimParams) -> Iterator[pa.RecordBatch]:
-    """mapInArrow body: batches of customer ids (column ``id``) -> CUSTOMERS_RAW_SCHEMA batches."""
+    """Body of mapInArrow: batches of customer ids (column ``id``) -> CUSTOMERS_RAW_SCHEMA batches."""
     for ids in _ids(batches):
         yield _batch(customers_columns(simulate(ids, params)))
 
 
 def statements_partition(batches: Iterator[pa.RecordBatch], params: SimParams) -> Iterator[pa.RecordBatch]:
-    """mapInArrow body: customer ids -> STATEMENTS_RAW_SCHEMA batches."""
+    """Body of mapInArrow: customer ids -> STATEMENTS_RAW_SCHEMA batches."""
     for ids in _ids(batches):
         yield _batch(statements_columns(simulate(ids, params)))
 
 
 def outcomes_partition(batches: Iterator[pa.RecordBatch], params: SimParams) -> Iterator[pa.RecordBatch]:
-    """mapInArrow body: customer ids -> OUTCOMES_RAW_SCHEMA batches."""
+    """Body of mapInArrow: customer ids -> OUTCOMES_RAW_SCHEMA batches."""
     for ids in _ids(batches):
         yield _batch(outcomes_columns(simulate(ids, params)))
 
 
 def transactions_partition(batches: Iterator[pa.RecordBatch], params: SimParams) -> Iterator[pa.RecordBatch]:
-    """mapInArrow body: customer ids -> TRANSACTIONS_RAW_SCHEMA batches, a bounded chunk at a time."""
+    """Body of mapInArrow: customer ids -> TRANSACTIONS_RAW_SCHEMA batches, a bounded chunk at a time."""
     for ids in _ids(batches):
         for lo in range(0, len(ids), _TXN_CHUNK):
             yield _batch(transactions_columns(simulate(ids[lo:lo + _TXN_CHUNK], params), params))

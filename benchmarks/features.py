@@ -1,0 +1,398 @@
+"""Feature-job benchmark: Spark feature build throughput, and the monthly-sequence core vs DuckDB.
+
+    python benchmarks/features.py                      # 100k customers x 24 months, then 300k (minutes)
+    python benchmarks/features.py --quick              # 5k customers, no scale run (a smoke test)
+    python benchmarks/features.py --customers 20000 --scale-customers 0
+
+What it measures (see benchmarks/README.md for the definitions):
+
+1. the generator writes a portfolio (reused when the same one is already under --workdir);
+2. **feature build**: the clean input tables -> every feature (static, seq, labels) -> the Delta partition,
+   i.e. ``build_feature_frames`` + the write, without input validation; and the whole ``build_features`` job
+   (validation included) for reference;
+3. **sequence core**, the same computation in both engines over the same Parquet files (the transactions
+   Delta table's current files): per customer and month of the last 12, count and sum per transaction type,
+   missing months filled with 0, one 144-value array per customer, written as Parquet. DuckDB runs in a
+   child process so that its peak memory is its own; Spark's peak is the whole process tree (driver, JVM,
+   Python workers);
+4. the feature build again at --scale-customers, for the cost per transaction as the portfolio grows.
+
+The last line printed is ONE JSON object with all figures.
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime as dt
+import json
+import os
+import shutil
+import subprocess
+import sys
+import threading
+import time
+from contextlib import contextmanager
+from pathlib import Path
+
+import psutil
+
+REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO))
+
+TYPES = ("purchase", "payment", "cash_advance", "fee", "refund", "interest")
+CORE_MONTHS = 12
+
+
+# ------------------------------------------------------------------------------------------- measuring
+
+
+class PeakRss:
+    """Samples the summed RSS of a process and its descendants in a background thread."""
+
+    def __init__(self, pid: int, every_s: float = 0.05) -> None:
+        self.pid, self.every_s, self.peak = pid, every_s, 0
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, daemon=True)
+
+    def _tree_rss(self) -> int:
+        try:
+            root = psutil.Process(self.pid)
+            procs = [root, *root.children(recursive=True)]
+        except psutil.NoSuchProcess:
+            return 0
+        total = 0
+        for p in procs:
+            try:
+                total += p.memory_info().rss
+            except psutil.NoSuchProcess:
+                pass
+        return total
+
+    def _run(self) -> None:
+        while not self._stop.is_set():
+            self.peak = max(self.peak, self._tree_rss())
+            self._stop.wait(self.every_s)
+
+    def __enter__(self) -> PeakRss:
+        self.peak = self._tree_rss()
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self._stop.set()
+        self._thread.join()
+
+    @property
+    def peak_mb(self) -> float:
+        return round(self.peak / 2**20, 1)
+
+
+@contextmanager
+def measured(results: dict, key: str, pid: int | None = None):
+    """Wall time and peak tree RSS of the block into ``results[key]``."""
+    with PeakRss(pid or os.getpid()) as rss:
+        t0 = time.perf_counter()
+        yield
+        wall = time.perf_counter() - t0
+    results[key] = {"wall_s": round(wall, 3), "peak_rss_mb": rss.peak_mb}
+
+
+def log(msg: str) -> None:
+    print(f"[bench {time.strftime('%H:%M:%S')}] {msg}", file=sys.stderr, flush=True)
+
+
+# ------------------------------------------------------------------------------------------ the inputs
+
+
+def ensure_portfolio(workdir: Path, customers: int, months: int, end_month: str) -> Path:
+    """Generate the portfolio into its own warehouse unless the same one is already there."""
+    from credspark.pipelines._runner import run_job
+    from credspark.pipelines.ingest import generate_portfolio
+    from jobs.generate_portfolio import build_parser
+
+    wh = workdir / f"portfolio_c{customers}_m{months}_{end_month}"
+    marker = wh / "_generated.json"
+    if marker.exists():
+        log(f"reusing {wh}")
+        return wh
+    shutil.rmtree(wh, ignore_errors=True)
+    log(f"generating {customers} customers x {months} months into {wh}")
+    t0 = time.perf_counter()
+    argv = ["--customers", str(customers), "--months", str(months), "--end-month", end_month,
+            "--warehouse", str(wh), "--set", "generate.partitions=8"]
+    code = run_job("generate_portfolio", generate_portfolio, argv, build_parser())
+    if code != 0:
+        raise SystemExit(f"generator failed with exit code {code}")
+    marker.write_text(json.dumps({"customers": customers, "months": months, "end_month": end_month,
+                                  "seconds": round(time.perf_counter() - t0, 1)}))
+    return wh
+
+
+def _cfg(wh: Path, spark_cfg):
+    from credspark.config import config_from_dict
+
+    return config_from_dict({"warehouse": {"path": str(wh)}, "spark": spark_cfg})
+
+
+def raw_inputs(spark, cfg) -> dict:
+    from credspark.io.tables import read_table, table_exists, table_ref
+
+    out = {}
+    for name in ("customers", "transactions", "statements", "outcomes"):
+        ref = table_ref(cfg, name)
+        if table_exists(spark, ref):
+            out[name] = read_table(spark, ref)
+    return out
+
+
+# --------------------------------------------------------------------------------------- feature build
+
+
+def feature_build(spark, wh: Path, spark_cfg: dict, as_of: dt.date, results: dict, key: str) -> int:
+    """Clean inputs -> features -> Delta partition (no validation). Returns the transactions count."""
+    from credspark.io.tables import overwrite_partitions, table_ref
+    from credspark.pipelines.features import build_feature_frames
+    from credspark.pipelines.ingest import outcomes_observed_through
+
+    cfg = _cfg(wh, spark_cfg)
+    inputs = raw_inputs(spark, cfg)
+    n_txn = inputs["transactions"].count()
+    observed = outcomes_observed_through(spark, cfg)
+    log(f"{key}: building features for {as_of} over {n_txn:,} transactions")
+    with measured(results, key):
+        frames = build_feature_frames(inputs, [as_of], cfg, observed_through=observed)
+        overwrite_partitions(frames.features, table_ref(cfg, "features_bench"), "as_of_date", [as_of])
+    r = results[key]
+    r.update(transactions=n_txn, txn_per_s=round(n_txn / r["wall_s"]), static_columns=frames.spec.n_static,
+             seq_shape=[frames.spec.T, frames.spec.C])
+    log(f"{key}: {r['wall_s']} s, {r['txn_per_s']:,} txn/s, peak {r['peak_rss_mb']} MB")
+    return n_txn
+
+
+def feature_job(wh: Path, as_of: dt.date, results: dict, key: str) -> None:
+    """The whole build_features job (input validation, rejects, features, write, summary)."""
+    from credspark.pipelines._runner import run_job
+    from credspark.pipelines.features import build_features
+    from jobs.build_features import parser
+
+    with measured(results, key):
+        code = run_job("build_features", build_features, ["--as-of", as_of.isoformat(), "--warehouse", str(wh)],
+                       parser())
+    runs = sorted((wh / "_runs").glob("build_features-*.json"), key=lambda p: p.stat().st_mtime)
+    summary = json.loads(runs[-1].read_text())
+    results[key].update(exit_code=code, stages_s=summary["durations_s"], rows=summary["counts"].get("rows"))
+    log(f"{key}: exit {code}, {results[key]['wall_s']} s, stages {summary['durations_s']}")
+
+
+# ---------------------------------------------------------------------------------------- sequence core
+
+
+def core_window(as_of: dt.date) -> tuple[dt.datetime, dt.datetime, int]:
+    """[start, end) of the core's 12 months and the month index of the first one."""
+    last = as_of.year * 12 + as_of.month - 1
+    first = last - CORE_MONTHS + 1
+    start = dt.datetime(first // 12, first % 12 + 1, 1)
+    end = dt.datetime.combine(as_of + dt.timedelta(days=1), dt.time())
+    return start, end, first
+
+
+def spark_core(spark, files: list[str], as_of: dt.date, out: str) -> None:
+    """The sequence core in Spark, with the feature job's technique (conditional aggregation, collect_list,
+    a month->values map and higher-order functions to zero-fill)."""
+    from pyspark.sql import functions as F
+
+    start, end, first = core_window(as_of)
+    tx = spark.read.parquet(*files)
+    k = (F.year("txn_ts") * 12 + F.month("txn_ts") - 1 - first).cast("int")
+    aggs = []
+    for t in TYPES:
+        hit = F.col("txn_type") == t
+        aggs += [F.count(F.when(hit, 1)).cast("double").alias(f"n_{t}"),
+                 F.coalesce(F.sum(F.when(hit, F.col("amount"))), F.lit(0.0)).alias(f"s_{t}")]
+    monthly = (tx.where((F.col("txn_ts") >= F.lit(start)) & (F.col("txn_ts") < F.lit(end)))
+               .groupBy("customer_id", k.alias("k")).agg(*aggs))
+    values = F.array(*[F.col(f"{p}_{t}") for t in TYPES for p in ("n", "s")])
+    per_customer = monthly.groupBy("customer_id").agg(F.map_from_entries(F.collect_list(F.struct("k", values)))
+                                                      .alias("by_k"))
+    zeros = F.array_repeat(F.lit(0.0), 2 * len(TYPES))
+    seq = F.flatten(F.transform(F.sequence(F.lit(0), F.lit(CORE_MONTHS - 1)),
+                                lambda t: F.coalesce(F.try_element_at(F.col("by_k"), t), zeros)))
+    per_customer.select("customer_id", seq.alias("seq")).write.mode("overwrite").parquet(out)
+
+
+def duckdb_core_sql(files: list[str], as_of: dt.date, out: str) -> tuple[str, list]:
+    """The same core in DuckDB SQL (parameters bound, the output path quoted as a literal)."""
+    start, end, first = core_window(as_of)
+    aggs = ", ".join(
+        f"count(*) FILTER (WHERE txn_type = '{t}')::DOUBLE AS n_{t}, "
+        f"coalesce(sum(amount) FILTER (WHERE txn_type = '{t}'), 0)::DOUBLE AS s_{t}"
+        for t in TYPES
+    )
+    values = ", ".join(f"n_{t}, s_{t}" for t in TYPES)
+    zeros = "[" + ", ".join(["0.0::DOUBLE"] * 2 * len(TYPES)) + "]"
+    sql = f"""
+    COPY (
+      WITH monthly AS (
+        SELECT customer_id, (year(txn_ts) * 12 + month(txn_ts) - 1 - $first)::INTEGER AS k, {aggs}
+        FROM read_parquet($files)
+        WHERE txn_ts >= $start AND txn_ts < $end
+        GROUP BY ALL),
+      grid AS (
+        SELECT c.customer_id, r.k FROM (SELECT DISTINCT customer_id FROM monthly) c
+        CROSS JOIN (SELECT range::INTEGER AS k FROM range({CORE_MONTHS})) r)
+      SELECT g.customer_id,
+             flatten(list(CASE WHEN m.k IS NULL THEN {zeros} ELSE [{values}] END ORDER BY g.k)) AS seq
+      FROM grid g LEFT JOIN monthly m USING (customer_id, k)
+      GROUP BY g.customer_id
+    ) TO '{out.replace("'", "''")}' (FORMAT parquet)
+    """
+    return sql, [start, end, first]
+
+
+def duckdb_core_child(spec_json: str) -> None:
+    """Child-process entry: run the DuckDB core, print its wall time as JSON."""
+    import duckdb
+
+    spec = json.loads(spec_json)
+    as_of = dt.date.fromisoformat(spec["as_of"])
+    con = duckdb.connect()
+    con.execute(f"SET threads = {int(spec['threads'])}")
+    sql, (start, end, first) = duckdb_core_sql(spec["files"], as_of, spec["out"])
+    t0 = time.perf_counter()
+    con.execute(sql, {"files": spec["files"], "start": start, "end": end, "first": first})
+    print(json.dumps({"wall_s": round(time.perf_counter() - t0, 3)}))
+
+
+def duckdb_core(files: list[str], as_of: dt.date, out: str, threads: int, results: dict, key: str) -> None:
+    spec = json.dumps({"files": files, "as_of": as_of.isoformat(), "out": out, "threads": threads})
+    proc = subprocess.Popen([sys.executable, __file__, "--duckdb-child", spec], stdout=subprocess.PIPE, text=True)
+    with measured(results, key, pid=proc.pid):
+        stdout, _ = proc.communicate()
+    if proc.returncode != 0:
+        raise SystemExit(f"duckdb child failed ({proc.returncode})")
+    # The child's own timer excludes interpreter start-up and the import of duckdb.
+    results[key]["wall_s"] = json.loads(stdout.strip().splitlines()[-1])["wall_s"]
+
+
+def checksum(spark, path: str) -> list:
+    from pyspark.sql import functions as F
+
+    df = spark.read.parquet(path)
+    row = df.agg(F.count(F.lit(1)), F.sum(F.aggregate("seq", F.lit(0.0), lambda a, x: a + x))).first()
+    return [int(row[0]), round(float(row[1]), 2)]
+
+
+def sequence_core(spark, wh: Path, spark_cfg: dict, as_of: dt.date, repeat: int, results: dict) -> None:
+    from credspark.io.tables import read_table, table_ref
+
+    cfg = _cfg(wh, spark_cfg)
+    files = sorted(read_table(spark, table_ref(cfg, "transactions")).inputFiles())
+    start, end, _ = core_window(as_of)
+    from pyspark.sql import functions as F
+
+    n_core = (spark.read.parquet(*files).where((F.col("txn_ts") >= F.lit(start)) & (F.col("txn_ts") < F.lit(end)))
+              .count())
+    n_all = spark.read.parquet(*files).count()
+    out_dir = wh / "_core"
+    out_dir.mkdir(exist_ok=True)
+    best: dict = {}
+    for i in range(repeat):
+        for engine in ("spark", "duckdb"):
+            tmp: dict = {}
+            out = str(out_dir / f"{engine}.parquet")
+            if engine == "spark":
+                with measured(tmp, "r"):
+                    spark_core(spark, files, as_of, out)
+            else:
+                duckdb_core(files, as_of, out, psutil.cpu_count() or 2, tmp, "r")
+            log(f"core {engine} run {i + 1}: {tmp['r']['wall_s']} s, peak {tmp['r']['peak_rss_mb']} MB")
+            prev = best.get(engine)
+            if prev is None or tmp["r"]["wall_s"] < prev["wall_s"]:
+                best[engine] = {**tmp["r"], "peak_rss_mb": max(tmp["r"]["peak_rss_mb"],
+                                                                (prev or {}).get("peak_rss_mb", 0))}
+    sums = {e: checksum(spark, str(out_dir / f"{e}.parquet")) for e in ("spark", "duckdb")}
+    for e in ("spark", "duckdb"):
+        best[e]["txn_per_s"] = round(n_all / best[e]["wall_s"])
+    results["core"] = {
+        "parquet_files": len(files),
+        "transactions_scanned": n_all,
+        "transactions_in_window": n_core,
+        "spark": best["spark"],
+        "duckdb": best["duckdb"],
+        # speed of Spark relative to DuckDB (1.0 = as fast, 0.5 = half as fast)
+        "spark_vs_duckdb_speed": round(best["duckdb"]["wall_s"] / best["spark"]["wall_s"], 3),
+        "same_result": sums["spark"] == sums["duckdb"],
+        "checksum": sums,
+    }
+
+
+# ---------------------------------------------------------------------------------------------- main
+
+
+def parse_args(argv=None) -> argparse.Namespace:
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("--customers", type=int, default=100_000)
+    p.add_argument("--scale-customers", type=int, default=300_000, help="second size (0 = skip)")
+    p.add_argument("--months", type=int, default=24)
+    p.add_argument("--end-month", default="2025-12")
+    p.add_argument("--quick", action="store_true", help="5,000 customers, no scale run, one repeat")
+    p.add_argument("--repeat", type=int, default=2, help="runs of the sequence core per engine (best kept)")
+    p.add_argument("--no-job", action="store_true", help="skip the whole build_features job (with validation)")
+    p.add_argument("--workdir", default=str(REPO / "warehouse" / "bench"))
+    p.add_argument("--driver-memory", default="6g")
+    p.add_argument("--duckdb-child", default=None, help=argparse.SUPPRESS)
+    args = p.parse_args(argv)
+    if args.quick:
+        args.customers, args.scale_customers, args.repeat = 5_000, 0, 1
+    return args
+
+
+def main(argv=None) -> dict:
+    args = parse_args(argv)
+    if args.duckdb_child:
+        duckdb_core_child(args.duckdb_child)
+        return {}
+    from credspark.config import SparkConfig
+    from credspark.features.sequences import month_end
+    from credspark.io.spark import build_session
+
+    workdir = Path(args.workdir).resolve()
+    workdir.mkdir(parents=True, exist_ok=True)
+    y, m = map(int, args.end_month.split("-"))
+    as_of = month_end(dt.date(y, m, 1))
+    spark_cfg = {"driver_memory": args.driver_memory, "shuffle_partitions": 8}
+    spark = build_session(SparkConfig(**spark_cfg), "bench-features", str(workdir))
+    spark.range(1000).selectExpr("sum(id)").collect()  # JVM warm-up outside every timing
+
+    results: dict = {"machine": {"cpus": psutil.cpu_count(), "load_avg_1m_start": round(os.getloadavg()[0], 2),
+                                 "spark_master": spark.sparkContext.master, "driver_memory": args.driver_memory},
+                     "as_of": as_of.isoformat(), "customers": args.customers, "months": args.months}
+    wh = ensure_portfolio(workdir, args.customers, args.months, args.end_month)
+    n_txn = feature_build(spark, wh, spark_cfg, as_of, results, "feature_build")
+    results["transactions"] = n_txn
+    sequence_core(spark, wh, spark_cfg, as_of, args.repeat, results)
+    if not args.no_job:
+        feature_job(wh, as_of, results, "feature_job_with_validation")
+    if args.scale_customers:
+        wh2 = ensure_portfolio(workdir, args.scale_customers, args.months, args.end_month)
+        key = "feature_build_scale"
+        feature_build(spark, wh2, spark_cfg, as_of, results, key)
+        per_txn = {k: results[k]["wall_s"] / results[k]["transactions"] for k in ("feature_build", key)}
+        results[key]["customers"] = args.scale_customers
+        results["cost_per_txn_growth"] = round(per_txn[key] / per_txn["feature_build"], 3)
+
+    results["machine"]["load_avg_1m_end"] = round(os.getloadavg()[0], 2)
+    targets = {
+        "feature_build_ge_5M_txn_per_s": results["feature_build"]["txn_per_s"] >= 5_000_000,
+        "core_ge_0.5x_duckdb": results["core"]["spark_vs_duckdb_speed"] >= 0.5,
+    }
+    if "cost_per_txn_growth" in results:
+        targets["cost_per_txn_growth_le_1.25"] = results["cost_per_txn_growth"] <= 1.25
+    results["targets_met"] = targets
+    spark.stop()
+    print(json.dumps(results, sort_keys=True))
+    return results
+
+
+if __name__ == "__main__":
+    main()

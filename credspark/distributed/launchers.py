@@ -1,0 +1,329 @@
+"""Launch one training function on N workers with the backend chosen in config.
+
+A training function has the signature ``train_fn(ctx: WorkerContext, *args) -> result`` and must be a
+top-level, importable function (it is pickled by reference to reach the workers); only the chief's
+(rank 0's) result comes back. Backends:
+
+- ``torch_distributor``: ``pyspark.ml.torch.distributor.TorchDistributor(num_processes, local_mode,
+  use_gpu).run(...)``: torchrun workers joined in a ``torch.distributed`` group, gloo on CPU and NCCL
+  on GPU; ``local_mode=False`` runs them as barrier tasks on the executors.
+- ``horovod``: :func:`credspark.distributed.horovod_backend.run` (the Horovod lane's module).
+- ``local``: the function in this process with a :class:`LocalContext` (world size 1).
+
+Failure handling (TorchDistributor): a worker that raises writes its error (type, message, traceback)
+as JSON to the run's error folder and prints it on one marked line; a driver-side watchdog cancels the
+Spark job as soon as an error appears, or when ``timeout_s`` passes, so a failed or stuck worker never
+leaves the run hanging. The collectives use the same timeout, so a rank whose peer died also gives up.
+The error folder must be readable from the driver (the same shared file system as the checkpoints);
+where it is not, the marked line in Spark's error message is used instead.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import shutil
+import sys
+import tempfile
+import threading
+import time
+import traceback
+import uuid
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:  # pragma: no cover
+    from credspark.distributed._context import WorkerContext
+
+# This module imports no torch at load time: the Spark task that starts torchrun unpickles a reference to
+# _torch_worker_entry, and a torch import there would cost seconds per task for nothing.
+
+__all__ = ["launch", "BACKENDS", "WorkerError", "TrainingTimeoutError", "ERROR_MARKER", "run_worker"]
+
+logger = logging.getLogger(__name__)
+
+BACKENDS = ("torch_distributor", "horovod", "local")
+
+#: Prefix of the one stdout line a failing worker prints (JSON follows) so the driver can find it in
+#: Spark's error text when it cannot read the error folder.
+ERROR_MARKER = "CREDSPARK_WORKER_ERROR "
+
+TrainFn = Callable[..., Any]
+
+
+class WorkerError(RuntimeError):
+    """A training worker raised: carries the original error's rank, type, message and traceback.
+
+    Args:
+        rank: Rank that failed first (-1 when unknown).
+        error_type: Class name of the worker's exception.
+        message: Its message.
+        worker_traceback: Its formatted traceback (may be empty).
+        failed_at: Wall-clock time (``time.time()``) the worker recorded the error, or None.
+    """
+
+    def __init__(
+        self, rank: int, error_type: str, message: str, worker_traceback: str = "", failed_at: float | None = None
+    ) -> None:
+        super().__init__(f"training worker {rank} failed: {error_type}: {message}")
+        self.rank = rank
+        self.error_type = error_type
+        self.message = message
+        self.worker_traceback = worker_traceback
+        self.failed_at = failed_at
+
+
+class TrainingTimeoutError(TimeoutError):
+    """The distributed run did not finish within ``timeout_s`` and was cancelled."""
+
+
+# ------------------------------------------------------------------------------- worker side
+def _record_error(error_dir: str | None, rank: int, exc: BaseException) -> None:
+    info = {
+        "rank": rank,
+        "type": type(exc).__name__,
+        "message": str(exc),
+        "traceback": "".join(traceback.format_exception(exc)),
+        "time": time.time(),
+    }
+    # One line, printed first: TorchDistributor keeps the last 100 output lines in its error message.
+    print(ERROR_MARKER + json.dumps({k: info[k] for k in ("rank", "type", "message")}), flush=True)
+    if error_dir:
+        try:
+            path = Path(error_dir) / f"rank-{rank}.json"
+            tmp = path.with_suffix(".tmp")
+            tmp.write_text(json.dumps(info))
+            os.replace(tmp, path)
+        except OSError:  # the folder may not be visible from this worker; the marker line remains
+            pass
+
+
+def run_worker(ctx: WorkerContext, train_fn: TrainFn, args: Sequence[Any], error_dir: str | None) -> Any:
+    """Run ``train_fn(ctx, *args)`` and record a failure for the driver (used by every backend).
+
+    Args:
+        ctx: This worker's context.
+        train_fn: The training function.
+        args: Its arguments after ``ctx``.
+        error_dir: Folder where a failure is written as ``rank-<r>.json`` (None: marker line only).
+
+    Returns:
+        The chief's result; None on other ranks.
+    """
+    try:
+        result = train_fn(ctx, *args)
+    except BaseException as exc:
+        _record_error(error_dir, ctx.rank, exc)
+        raise
+    return result if ctx.is_chief else None
+
+
+def _worker_logging() -> None:
+    """Send credspark's INFO records to stdout in a fresh worker process (the launcher relays stdout)."""
+    root = logging.getLogger("credspark")
+    if not root.handlers and not logging.getLogger().handlers:
+        handler = logging.StreamHandler(sys.stdout)
+        handler.setFormatter(logging.Formatter("%(asctime)s %(name)s %(message)s"))
+        root.addHandler(handler)
+        root.setLevel(logging.INFO)
+
+
+def _torch_worker_entry(payload: bytes, use_gpu: bool, timeout_s: float, error_dir: str) -> Any:
+    """Entry point of one torchrun worker started by TorchDistributor (top-level so it pickles by name).
+
+    ``payload`` is the cloudpickled ``(train_fn, args)``: as bytes it passes through the Spark task that
+    starts torchrun without being unpickled there (which would import torch and the models in that process).
+    """
+    from pyspark import cloudpickle
+
+    from credspark.distributed._context import TorchDistContext
+
+    rank = int(os.environ.get("RANK", "-1"))
+    _worker_logging()
+    try:
+        train_fn, args = cloudpickle.loads(payload)
+        ctx = TorchDistContext.from_env(use_gpu=use_gpu, timeout_s=timeout_s)
+    except BaseException as exc:
+        _record_error(error_dir, rank, exc)
+        raise
+    logger.debug("worker %d of %d joined the %s group", ctx.rank, ctx.world_size, ctx.backend)
+    try:
+        return run_worker(ctx, train_fn, args, error_dir)
+    finally:
+        ctx.close()
+
+
+# ------------------------------------------------------------------------------- driver side
+def _first_error(error_dir: str) -> dict[str, Any] | None:
+    """The earliest recorded worker error, preferring one that is not a peer's communication failure."""
+    found = []
+    for p in Path(error_dir).glob("rank-*.json"):
+        try:
+            found.append(json.loads(p.read_text()))
+        except (OSError, ValueError):
+            continue
+    if not found:
+        return None
+    found.sort(key=lambda e: e.get("time", 0.0))
+    return found[0]
+
+
+def _error_from_text(text: str) -> dict[str, Any] | None:
+    for line in text.splitlines():
+        pos = line.find(ERROR_MARKER)
+        if pos >= 0:
+            try:
+                return json.loads(line[pos + len(ERROR_MARKER) :])
+            except ValueError:
+                continue
+    return None
+
+
+def _as_worker_error(info: dict[str, Any]) -> WorkerError:
+    rank, error_type = int(info.get("rank", -1)), str(info.get("type", "Error"))
+    failed_at = float(info["time"]) if "time" in info else None
+    return WorkerError(rank, error_type, str(info.get("message", "")), info.get("traceback", ""), failed_at)
+
+
+class _Watchdog(threading.Thread):
+    """Cancels the run's Spark jobs when a worker records an error or the deadline passes."""
+
+    def __init__(self, sc: Any, tag: str, error_dir: str, timeout_s: float, poll_s: float = 0.2) -> None:
+        super().__init__(name="credspark-launch-watchdog", daemon=True)
+        self.sc, self.tag, self.error_dir = sc, tag, error_dir
+        self.deadline = time.monotonic() + float(timeout_s)
+        self.poll_s = poll_s
+        self.done = threading.Event()
+        self.reason: str | None = None  # "error" or "timeout" once it cancelled
+
+    def run(self) -> None:
+        while not self.done.wait(self.poll_s):
+            if _first_error(self.error_dir) is not None:
+                # A moment for the other ranks' errors to land, so the earliest one is reported.
+                time.sleep(self.poll_s)
+                self.reason = "error"
+            elif time.monotonic() > self.deadline:
+                self.reason = "timeout"
+            else:
+                continue
+            self.sc.cancelJobsWithTag(self.tag)
+            return
+
+
+def _launch_torch_distributor(
+    train_fn: TrainFn,
+    *,
+    num_workers: int,
+    use_gpu: bool,
+    local_mode: bool,
+    timeout_s: float,
+    args: tuple[Any, ...],
+    run_dir: str | None,
+) -> Any:
+    from pyspark import cloudpickle
+    from pyspark.ml.torch.distributor import TorchDistributor
+    from pyspark.sql import SparkSession
+
+    spark = SparkSession.getActiveSession()
+    if spark is None:
+        raise RuntimeError("backend 'torch_distributor' needs an active SparkSession (see build_session)")
+    sc = spark.sparkContext
+    if not local_mode and num_workers > sc.defaultParallelism:
+        # A barrier stage needs all its tasks running at once; with too few slots Spark keeps retrying the
+        # submission (minutes) before failing, and the watchdog would only stop it at timeout_s.
+        logger.warning(
+            "torch_distributor: %d workers but the cluster reports %d task slots; the barrier stage may not start",
+            num_workers, sc.defaultParallelism,
+        )  # fmt: skip
+    if run_dir:
+        Path(run_dir).mkdir(parents=True, exist_ok=True)
+    error_dir = tempfile.mkdtemp(prefix="credspark-launch-", dir=run_dir)
+    tag = f"credspark-train-{uuid.uuid4().hex[:12]}"
+    distributor = TorchDistributor(num_processes=num_workers, local_mode=local_mode, use_gpu=use_gpu)
+    watchdog = _Watchdog(sc, tag, error_dir, timeout_s)
+    sc.setInterruptOnCancel(True)
+    sc.addJobTag(tag)
+    watchdog.start()
+    started = time.monotonic()
+    try:
+        payload = cloudpickle.dumps((train_fn, tuple(args)))
+        result = distributor.run(_torch_worker_entry, payload, use_gpu, float(timeout_s), error_dir)
+    except Exception as exc:
+        watchdog.done.set()
+        watchdog.join()
+        info = _first_error(error_dir) or _error_from_text(str(exc))
+        if info is not None:
+            raise _as_worker_error(info) from exc
+        if watchdog.reason == "timeout":
+            raise TrainingTimeoutError(f"distributed training did not finish within {timeout_s:g} s") from exc
+        raise WorkerError(-1, type(exc).__name__, str(exc)[-4000:]) from exc
+    finally:
+        watchdog.done.set()
+        sc.removeJobTag(tag)
+        shutil.rmtree(error_dir, ignore_errors=True)
+    logger.info("torch_distributor: %d workers finished in %.1f s", num_workers, time.monotonic() - started)
+    return result
+
+
+def launch(
+    train_fn: TrainFn,
+    *,
+    backend: str,
+    num_workers: int,
+    use_gpu: bool = False,
+    local_mode: bool = False,
+    timeout_s: float = 3600.0,
+    args: Sequence[Any] = (),
+    run_dir: str | None = None,
+) -> Any:
+    """Run ``train_fn(ctx, *args)`` on ``num_workers`` workers and return the chief's result.
+
+    Args:
+        train_fn: Top-level function ``(ctx: WorkerContext, *args) -> result``.
+        backend: ``"torch_distributor"``, ``"horovod"`` or ``"local"`` (``local`` needs
+            ``num_workers == 1``).
+        num_workers: Number of workers (ranks).
+        use_gpu: One GPU per worker (NCCL) instead of CPU (gloo). Defaults to False.
+        local_mode: TorchDistributor only: run the workers on the driver instead of as barrier tasks on
+            the executors. Defaults to False.
+        timeout_s: Wall-clock limit of the whole run and of every collective. Defaults to 3600.
+        args: Arguments after ``ctx`` (picklable; keep them small: handles and configs, not data).
+        run_dir: Folder on the file system shared by the driver and the workers where failing workers
+            record their errors (so the watchdog cancels the run at once); None = a local temporary
+            folder, enough when driver and executors share a machine. Defaults to None.
+
+    Returns:
+        What ``train_fn`` returned on rank 0.
+
+    Raises:
+        WorkerError: A worker raised (carries its rank, error type, message and traceback).
+        TrainingTimeoutError: The run passed ``timeout_s`` (TorchDistributor backend).
+    """
+    if num_workers < 1:
+        raise ValueError(f"num_workers must be >= 1, got {num_workers}")
+    args = tuple(args)
+    if backend == "local":
+        if num_workers != 1:
+            raise ValueError("backend 'local' runs one worker in this process: set num_workers to 1")
+        from credspark.distributed._context import LocalContext
+
+        device = "cuda" if use_gpu else "cpu"
+        return run_worker(LocalContext(device), train_fn, args, None)
+    if backend == "torch_distributor":
+        return _launch_torch_distributor(
+            train_fn, num_workers=num_workers, use_gpu=use_gpu, local_mode=local_mode, timeout_s=timeout_s,
+            args=args, run_dir=run_dir,
+        )  # fmt: skip
+    if backend == "horovod":
+        # ---- slot filled by the Horovod lane: credspark/distributed/horovod_backend.py must define
+        #      run(train_fn, num_workers, args, *, use_gpu, timeout_s) -> chief's result, building a
+        #      WorkerContext (HorovodContext) per worker and calling run_worker(ctx, train_fn, args, error_dir).
+        try:
+            from credspark.distributed import horovod_backend
+        except ImportError as exc:
+            raise RuntimeError("backend 'horovod' needs Horovod (make horovod) and its backend module") from exc
+        return horovod_backend.run(train_fn, num_workers, args, use_gpu=use_gpu, timeout_s=timeout_s)
+    raise ValueError(f"unknown backend {backend!r}; choose one of {BACKENDS}")
+

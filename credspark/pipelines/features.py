@@ -1,0 +1,376 @@
+"""The feature job: clean inputs -> the ``features`` table, one partition per as-of date.
+
+Shape of the computation (two shuffles whatever the number of as-of dates):
+
+1. :func:`~credspark.features.sequences.monthly_activity`: ONE scan of each source into a customer x month
+   table with every channel (transactions, statements and the profile row side by side);
+2. :func:`~credspark.features.sequences.activity_by_as_of`: each monthly row paired with the as-of dates it
+   precedes (a broadcast of the dates: a backfill never rescans the raw transactions);
+3. ONE ``groupBy(customer_id, as_of_date)`` computing the rolling-window aggregates (conditional
+   aggregation) and collecting the last T months, turned into the fixed-shape ``seq`` with higher-order
+   functions; then profile features, labels by horizon, and one atomic write of all the dates' partitions.
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime as dt
+import json
+import logging
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+
+from pyspark.sql import DataFrame, SparkSession
+from pyspark.sql import functions as F
+
+from credspark.config import Config
+from credspark.errors import ConfigError, MissingDataError
+from credspark.features.labels import default_events, with_labels
+from credspark.features.sequences import (
+    activity_by_as_of,
+    is_month_end,
+    month_end,
+    month_index_of,
+    monthly_activity,
+    resolve_channels,
+    sequence_rows,
+    with_sequences,
+)
+from credspark.features.spec import PROP_SPEC, feature_table_properties, spec_from_table_properties
+from credspark.features.static import (
+    profile_aggregations,
+    static_aggregations,
+    static_features,
+    with_profile_features,
+)
+from credspark.io.runs import RunSummary
+from credspark.models.spec import FeatureSpec, SpecMismatchError
+
+__all__ = ["FeatureFrames", "as_of_dates_from_args", "month_ends", "build_feature_frames", "build_features"]
+
+log = logging.getLogger("credspark.features")
+
+#: Input tables the feature job reads behaviour and profiles from (outcomes give the labels).
+_FEATURE_SOURCES = ("customers", "transactions", "statements")
+_IDENTITY = ("customer_id", "as_of_date")
+_TAIL = ("seq", "seq_mask", "label", "feature_version")
+
+
+@dataclass(frozen=True)
+class FeatureFrames:
+    """What :func:`build_feature_frames` builds: the rows to write and what describes them.
+
+    Attributes:
+        features: customer_id, as_of_date, the static columns, seq, seq_mask, label, feature_version.
+        spec: The FeatureSpec of those rows.
+        as_of_dates: The as-of dates, ascending.
+        present_sources: Input tables used for features.
+        absent_sources: Input tables (of customers, transactions, statements, outcomes) that did not exist.
+        left_out: Features and channels left out, keyed by their absent source.
+        observed_through: Last day defaults are known for (None = unknown: no 0 labels).
+        properties: Table properties to store with the table.
+    """
+
+    features: DataFrame
+    spec: FeatureSpec
+    as_of_dates: tuple[dt.date, ...]
+    present_sources: tuple[str, ...]
+    absent_sources: tuple[str, ...]
+    left_out: dict[str, list[str]]
+    observed_through: dt.date | None
+    properties: dict[str, str] = field(default_factory=dict)
+
+
+def month_ends(start: dt.date, end: dt.date) -> list[dt.date]:
+    """Every month end from ``start`` to ``end`` inclusive (both month ends)."""
+    if not (is_month_end(start) and is_month_end(end)):
+        raise ConfigError(f"--from {start} / --to {end}: both must be month ends (e.g. 2025-01-31)")
+    if end < start:
+        raise ConfigError(f"--to {end} is before --from {start}")
+    out, m = [], month_index_of(start)
+    while m <= month_index_of(end):
+        out.append(month_end(dt.date(m // 12, m % 12 + 1, 1)))
+        m += 1
+    return out
+
+
+def _parse_date(flag: str, text: str) -> dt.date:
+    try:
+        return dt.date.fromisoformat(text)
+    except (TypeError, ValueError) as e:
+        raise ConfigError(f"{flag} {text!r}: expected a date YYYY-MM-DD") from e
+
+
+def as_of_dates_from_args(args: argparse.Namespace) -> list[dt.date]:
+    """The as-of dates of a run: ``--as-of D`` or ``--from A --to B --every month``.
+
+    Args:
+        args: Parsed job arguments (``as_of``, ``date_from``, ``date_to``, ``every``).
+
+    Returns:
+        Month-end dates, ascending.
+
+    Raises:
+        ConfigError: Neither or both forms given, a date is not a month end, or an unknown step.
+    """
+    single = getattr(args, "as_of", None)
+    start, end = getattr(args, "date_from", None), getattr(args, "date_to", None)
+    if single and (start or end):
+        raise ConfigError("give either --as-of or --from/--to, not both")
+    if single:
+        day = _parse_date("--as-of", single)
+        if not is_month_end(day):
+            raise ConfigError(f"--as-of {day}: as-of dates are month ends (features are monthly), e.g. "
+                              f"{month_end(day)}")
+        return [day]
+    if not (start and end):
+        raise ConfigError("give --as-of DATE, or --from DATE --to DATE [--every month]")
+    every = getattr(args, "every", "month") or "month"
+    if every != "month":
+        raise ConfigError(f"--every {every!r}: only 'month' is supported")
+    return month_ends(_parse_date("--from", start), _parse_date("--to", end))
+
+
+def _default_observed_through(inputs: Mapping[str, DataFrame]) -> dt.date | None:
+    """Latest of the outcomes' default dates and the statements' month ends (None when neither exists)."""
+    parts = []
+    if "outcomes" in inputs:
+        parts.append(inputs["outcomes"].agg(F.max("default_date").alias("d")))
+    if "statements" in inputs:
+        parts.append(inputs["statements"].agg(F.last_day(F.max("statement_month")).alias("d")))
+    if not parts:
+        return None
+    both = parts[0] if len(parts) == 1 else parts[0].unionByName(parts[1])
+    return both.agg(F.max("d")).first()[0]  # one scalar to the driver
+
+
+def _check_dates(as_of_dates: Sequence[dt.date]) -> tuple[dt.date, ...]:
+    dates = tuple(sorted(set(as_of_dates)))
+    if not dates:
+        raise ConfigError("no as-of date given")
+    bad = [d for d in dates if not is_month_end(d)]
+    if bad:
+        raise ConfigError(f"as-of dates must be month ends; {bad[0]} is not")
+    return dates
+
+
+def _merge(*maps: Mapping[str, list[str]]) -> dict[str, list[str]]:
+    out: dict[str, list[str]] = {}
+    for m in maps:
+        for k, v in m.items():
+            out.setdefault(k, []).extend(v)
+    return out
+
+
+def build_feature_frames(
+    inputs: Mapping[str, DataFrame],
+    as_of_dates: Sequence[dt.date],
+    cfg: Config,
+    *,
+    observed_through: dt.date | None = None,
+) -> FeatureFrames:
+    """Build the feature rows of several as-of dates in one pass over the inputs (lazy: nothing is written).
+
+    Args:
+        inputs: Clean input tables keyed ``customers``, ``transactions``, ``statements``, ``outcomes``
+            (as :func:`credspark.pipelines.ingest.validate_inputs` returns them); absent keys = absent tables.
+        as_of_dates: Month-end as-of dates.
+        cfg: Job config (the ``features`` section).
+        observed_through: Last day defaults are known for; None = the latest outcome default date or
+            statement month end found in the inputs.
+
+    Returns:
+        A :class:`FeatureFrames`.
+
+    Raises:
+        MissingDataError: Neither transactions nor statements exist, or no sequence channel can be built.
+        ConfigError: Bad as-of dates or feature config.
+    """
+    fc = cfg.features
+    dates = _check_dates(as_of_dates)
+    if fc.T < 1 or not fc.windows or min(fc.windows) < 1 or fc.horizon_months < 1:
+        raise ConfigError("features.T, features.windows and features.horizon_months must be >= 1")
+    present = tuple(s for s in _FEATURE_SOURCES if s in inputs)
+    absent = tuple(s for s in (*_FEATURE_SOURCES, "outcomes") if s not in inputs)
+    if "transactions" not in present and "statements" not in present:
+        raise MissingDataError("features: neither a transactions nor a statements table exists")
+    channels, left_channels = resolve_channels(fc.channels, present)
+    if not channels:
+        raise MissingDataError(f"features: none of the channels {fc.channels} has its source table")
+    statics, left_static = static_features(present, fc.windows)
+    if observed_through is None:
+        observed_through = _default_observed_through(inputs)
+
+    lookback = max(fc.T, max(fc.windows))
+    monthly = monthly_activity(
+        inputs, until=dates[-1], lookback_start_month=month_index_of(dates[0]) - lookback + 1
+    )
+    grouped = (
+        monthly.transform(activity_by_as_of(dates))
+        .groupBy(*_IDENTITY)
+        .agg(
+            *profile_aggregations(present),
+            *static_aggregations(present, fc.windows),
+            sequence_rows(channels, fc.T),
+        )
+    )
+    features = (
+        grouped.withColumn("start_month", F.least("open_month", "first_month"))
+        # Known at the as-of date: opened by then, or (no open date) active by then.
+        .where(F.col("start_month").isNotNull())
+        .transform(with_sequences(len(channels), fc.T))
+        .transform(with_profile_features(present))
+    )
+    events = (
+        inputs["outcomes"].transform(default_events(dates, fc.horizon_months)) if "outcomes" in inputs else None
+    )
+    features = features.transform(
+        with_labels(events, fc.horizon_months, observed_through, exclude_defaulted=fc.exclude_defaulted)
+    ).withColumn("feature_version", F.lit(fc.version))
+    static_names = [f.name for f in statics]
+    features = features.select(*_IDENTITY, *static_names, *_TAIL)
+
+    left_out = _merge(left_static, left_channels)
+    spec = FeatureSpec(
+        static=tuple(statics),
+        channels=channels,
+        T=fc.T,
+        version=fc.version,
+        extra={"horizon_months": fc.horizon_months, "windows": list(fc.windows), "absent_sources": list(absent)},
+    )
+    props = feature_table_properties(spec, absent_sources=absent, left_out=left_out,
+                                     horizon_months=fc.horizon_months)
+    return FeatureFrames(features, spec, dates, present, absent, left_out, observed_through, props)
+
+
+# ------------------------------------------------------------------------------------------------ the job
+
+
+def _feature_set_differences(old: Mapping[str, str], spec: FeatureSpec) -> list[str]:
+    """What differs between the existing table's feature set and this build's (empty = the same)."""
+    try:
+        old_spec = spec_from_table_properties(old)
+    except SpecMismatchError:
+        return ["feature spec (missing or unreadable on the existing table)"]
+    out = []
+    if old_spec.version != spec.version:
+        out.append(f"version {old_spec.version} vs {spec.version}")
+    if old_spec.T != spec.T:
+        out.append(f"T {old_spec.T} vs {spec.T}")
+    if old_spec.channels != spec.channels:
+        out.append("channels")
+    if old_spec.static != spec.static:
+        out.append("static columns")
+    return out
+
+
+def _write(spark: SparkSession, cfg: Config, frames: FeatureFrames, run_id: str) -> str:
+    """Write the partitions in one commit; returns how (``partitions`` or ``table``)."""
+    from credspark.io.tables import (
+        get_properties,
+        overwrite_partitions,
+        overwrite_table,
+        partition_values,
+        set_properties,
+        table_exists,
+        table_ref,
+    )
+
+    ref = table_ref(cfg, cfg.tables.features)
+    mode = "partitions"
+    if table_exists(spark, ref):
+        old = get_properties(spark, ref)
+        differ = _feature_set_differences(old, frames.spec)
+        if differ:
+            others = sorted(set(partition_values(spark, ref, "as_of_date")) - set(frames.as_of_dates))
+            if others:
+                raise ConfigError(
+                    f"features table {ref.name}: {len(others)} other as-of date(s) (e.g. {others[0]}) were built "
+                    f"with a different feature set ({', '.join(differ)} differ); rebuild them in the same "
+                    "backfill, bump features.version into a new table (tables.features), or drop the table"
+                )
+            mode = "table"  # every existing partition is being rebuilt: replace the table, schema included
+        props = {k: v for k, v in frames.properties.items() if old.get(k) != v}
+    else:
+        props = dict(frames.properties)
+    if mode == "table":
+        overwrite_table(frames.features, ref, partition_by=["as_of_date"], user_metadata=run_id)
+    else:
+        overwrite_partitions(frames.features, ref, "as_of_date", frames.as_of_dates, user_metadata=run_id)
+    # A metadata-only commit, and only when something changed (a plain re-run adds no second commit).
+    set_properties(spark, ref, props)
+    return mode
+
+
+def _summarise(spark: SparkSession, cfg: Config, frames: FeatureFrames, summary: RunSummary) -> None:
+    """Per-date counts read back from the written partitions (a line per date in the log)."""
+    from credspark.io.tables import read_table, table_ref
+
+    table = read_table(spark, table_ref(cfg, cfg.tables.features))
+    stats = (
+        table.where(F.col("as_of_date").isin(list(frames.as_of_dates)))
+        .groupBy("as_of_date")
+        .agg(F.count(F.lit(1)).alias("rows"), F.count("label").alias("labelled"),
+             F.sum("label").alias("positives"))
+        .orderBy("as_of_date")
+        .collect()  # one row per as-of date
+    )
+    per_date = {}
+    for r in stats:
+        per_date[r["as_of_date"].isoformat()] = {
+            "rows": r["rows"], "labelled": r["labelled"], "positives": int(r["positives"] or 0)
+        }
+        log.info("features %s: %d rows, %d labelled, %d positive", r["as_of_date"], r["rows"], r["labelled"],
+                 int(r["positives"] or 0))
+    summary.counts["rows"] = sum(v["rows"] for v in per_date.values())
+    summary.counts["labelled"] = sum(v["labelled"] for v in per_date.values())
+    summary.counts["positives"] = sum(v["positives"] for v in per_date.values())
+    summary.counts["as_of_dates"] = len(frames.as_of_dates)
+    summary.details["per_as_of_date"] = per_date
+
+
+def build_features(spark: SparkSession, cfg: Config, args: argparse.Namespace, summary: RunSummary) -> int:
+    """The feature job: validate the inputs, build the features of the as-of date(s), write them.
+
+    Args:
+        spark: The session.
+        cfg: Job config.
+        args: Parsed arguments: ``--as-of`` or ``--from``/``--to``/``--every``.
+        summary: The run summary to fill (counts per as-of date, sources, channels, left-out features).
+
+    Returns:
+        0 on success (errors raise and become exit codes in the job runner).
+    """
+    from credspark.pipelines.ingest import outcomes_observed_through, validate_inputs
+
+    dates = as_of_dates_from_args(args)
+    summary.params["as_of_dates"] = [d.isoformat() for d in dates]
+    log.info("features: %d as-of date(s) %s .. %s", len(dates), dates[0], dates[-1])
+    # validate_inputs times itself (stage "validate"); it is lazy: the build below re-reads the clean rows.
+    inputs = validate_inputs(spark, cfg, dates[-1], summary.run_id, summary)
+    observed = outcomes_observed_through(spark, cfg)
+    with summary.stage("plan"):
+        frames = build_feature_frames(inputs, dates, cfg, observed_through=observed)
+    summary.details.update(
+        feature_version=frames.spec.version,
+        T=frames.spec.T,
+        channels=list(frames.spec.channels),
+        static_features=frames.spec.static_names,
+        present_sources=list(frames.present_sources),
+        absent_sources=list(frames.absent_sources),
+        left_out=frames.left_out,
+        observed_through=frames.observed_through.isoformat() if frames.observed_through else None,
+        observed_through_source="outcomes property" if observed else "max of inputs",
+    )
+    for source, names in frames.left_out.items():
+        log.warning("features: source %s is absent: left out %s", source, ", ".join(names))
+    log.info("features: building %d static columns and seq of T=%d x C=%d (%s)", frames.spec.n_static,
+             frames.spec.T, frames.spec.C, ",".join(frames.spec.channels))
+    with summary.stage("build_and_write"):
+        mode = _write(spark, cfg, frames, summary.run_id)
+    summary.details["write_mode"] = mode
+    summary.details["spec"] = json.loads(frames.properties[PROP_SPEC])
+    with summary.stage("summarise"):
+        _summarise(spark, cfg, frames, summary)
+    log.info("features: wrote %d rows for %d as-of date(s) (%s)", summary.counts["rows"], len(dates), mode)
+    return 0

@@ -1,0 +1,298 @@
+"""Input pipelines: generate a synthetic portfolio, ingest the UCI file, and validate the input tables.
+
+``generate_portfolio`` and ``ingest_uci`` are job bodies for :func:`credspark.pipelines._runner.run_job`.
+``validate_inputs`` is called by the feature pipeline before it builds anything: it reads the input tables
+that exist, applies the contract (credspark.contract), appends rejected rows to ``<table>_rejects``, counts
+everything into the run summary, enforces ``validation.max_reject_fraction`` and returns the clean frames.
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import datetime as dt
+import logging
+
+from pyspark.sql import DataFrame, SparkSession
+from pyspark.sql import functions as F
+
+from credspark.config import Config, GenerateConfig
+from credspark.contract import (
+    EVENT_TABLES,
+    OBSERVED_THROUGH_PROPERTY,
+    REQUIRED_TABLES,
+    SCHEMAS,
+    SOURCE_PROPERTY,
+    STATUS_AFTER_AS_OF,
+    STATUS_CLEAN,
+    STATUS_REJECTED,
+    clean_rows,
+    rejected_rows,
+    tag_counts,
+    tag_rows,
+    unknown_code_flags,
+    with_run_info,
+)
+from credspark.errors import ConfigError, InputError, MissingDataError, RejectThresholdError
+from credspark.io.runs import RunSummary
+from credspark.io.tables import (
+    TableRef,
+    append_table,
+    get_properties,
+    overwrite_table,
+    read_csv,
+    read_table,
+    set_properties,
+    table_exists,
+    table_ref,
+)
+from credspark.sources.generator import generate_tables, plan_generation
+from credspark.sources.uci import (
+    detect_layout,
+    uci_customers,
+    uci_dates,
+    uci_outcomes,
+    uci_statements,
+    uci_wide,
+)
+
+__all__ = [
+    "generate_portfolio",
+    "ingest_uci",
+    "validate_inputs",
+    "outcomes_observed_through",
+    "generate_settings",
+    "INPUT_TABLES",
+]
+
+log = logging.getLogger(__name__)
+
+#: The input tables in the order they are written and validated.
+INPUT_TABLES = ("customers", "statements", "transactions", "outcomes")
+
+
+def _ref(cfg: Config, table: str) -> TableRef:
+    return table_ref(cfg, getattr(cfg.tables, table))
+
+
+def _write_inputs(spark: SparkSession, cfg: Config, tables: dict[str, DataFrame], summary: RunSummary,
+                  source: str, observed_through: dt.date) -> None:
+    """Overwrite each input table (one commit each), set the outcomes' properties and count what was written."""
+    for name in INPUT_TABLES:
+        ref = _ref(cfg, name)
+        if name not in tables:
+            summary.details.setdefault("absent_tables", []).append(name)
+            if table_exists(spark, ref):
+                # Not deleted (it may be wanted), but a feature build would mix sources: say so loudly.
+                msg = f"table '{ref.name}' from an earlier load is still in the warehouse and was not replaced"
+                summary.details.setdefault("warnings", []).append(msg)
+                log.warning(msg)
+            continue
+        with summary.stage(f"write_{name}"):
+            overwrite_table(tables[name], ref, user_metadata=summary.run_id)
+        if name == "outcomes":
+            # Only the outcomes carry properties (one extra commit); the other tables' commits carry the
+            # run id as user metadata, which leads to this run's summary.
+            set_properties(spark, ref, {SOURCE_PROPERTY: source,
+                                        OBSERVED_THROUGH_PROPERTY: observed_through.isoformat()})
+        # Counted from the written table (Delta can answer a plain count from its per-file statistics).
+        summary.counts[name] = read_table(spark, ref).count()
+
+
+# --------------------------------------------------------------------------------------------- generate
+
+
+def generate_settings(base: GenerateConfig, args: argparse.Namespace) -> GenerateConfig:
+    """The ``generate`` section with the job's command-line flags (those given) applied on top."""
+    flags = {"customers": "customers", "months": "months", "default_rate": "default_rate", "seed": "seed",
+             "end_month": "end_month"}
+    given = {field: getattr(args, attr) for field, attr in flags.items() if getattr(args, attr, None) is not None}
+    return dataclasses.replace(base, **given)
+
+
+def generate_portfolio(spark: SparkSession, cfg: Config, args: argparse.Namespace, summary: RunSummary) -> int:
+    """Job body: generate the seeded portfolio and overwrite the four input tables with it.
+
+    Args:
+        spark: The session.
+        cfg: Job config (section ``generate``; ``tables``; ``warehouse``).
+        args: Parsed flags (``--customers``, ``--months``, ``--default-rate``, ``--seed``, ``--end-month``
+            override the config).
+        summary: Run summary; gets rows per table, the realised default rate and the calibration.
+
+    Returns:
+        0.
+    """
+    g = generate_settings(cfg.generate, args)
+    with summary.stage("calibrate"):
+        plan = plan_generation(g)
+    summary.details["generator"] = {
+        **dataclasses.asdict(g),
+        "window_start": plan.start.isoformat(),
+        "observed_through": plan.observed_through.isoformat(),
+        "distress_intercept": round(plan.params.distress_intercept, 6),
+        "pilot_default_rate": plan.pilot_default_rate,
+    }
+    tables = generate_tables(spark, plan)
+    with summary.stage("write"):
+        _write_inputs(spark, cfg, tables, summary, "generator", plan.observed_through)
+    summary.details["default_rate"] = round(summary.counts["outcomes"] / max(1, summary.counts["customers"]), 6)
+    written = sum(v for k, v in summary.counts.items() if k in INPUT_TABLES)
+    summary.details["rows_per_s"] = round(written / max(summary.durations_s.get("write", 0.0), 1e-9), 1)
+    return 0
+
+
+# ------------------------------------------------------------------------------------------------- UCI
+
+
+def _parse_date(text: str, key: str) -> dt.date:
+    try:
+        return dt.date.fromisoformat(str(text))
+    except ValueError as e:
+        raise ConfigError(f"{key} {text!r}: expected YYYY-MM-DD") from e
+
+
+def ingest_uci(spark: SparkSession, cfg: Config, args: argparse.Namespace, summary: RunSummary) -> int:
+    """Job body: load the UCI CSV (any accepted layout) into customers, statements and outcomes.
+
+    No transactions table is written (the data has none); the outcomes table gets the property
+    ``credspark.observed_through`` = the last day of the month after ``uci.as_of``.
+
+    Args:
+        spark: The session.
+        cfg: Job config (section ``uci``).
+        args: Parsed flags (``--input`` overrides ``uci.input``).
+        summary: Run summary; gets rows per table, positives and the codes mapped to 'other'.
+
+    Returns:
+        0.
+    """
+    path = args.input or cfg.uci.input
+    as_of = _parse_date(cfg.uci.as_of, "uci.as_of")
+    dates = uci_dates(as_of)
+    raw = read_csv(spark, path, header=False)
+    with summary.stage("read"):
+        head = [list(r) for r in raw.limit(2).collect()]
+        layout = detect_layout(head)
+        wide = uci_wide(raw, layout)
+        flags = unknown_code_flags()
+        # One pass: rows, positives, rows with a value that is not a number, and codes outside the code sets.
+        stats = wide.withColumn("marital_status", F.col("marriage")).agg(
+            F.count(F.lit(1)).alias("rows"),
+            F.sum((F.col("target") == 1).cast("long")).alias("positives"),
+            F.sum(F.greatest(*[F.col(c).isNull() for c in wide.columns]).cast("long")).alias("incomplete"),
+            *[F.sum(flag.cast("long")).alias(name) for name, flag in flags.items()],
+        ).first()
+    if not stats["rows"]:
+        raise InputError(f"uci: {path} holds no data rows")
+    summary.details["uci"] = {
+        "input": str(path), "columns": layout, "as_of": as_of.isoformat(),
+        "statement_months": [m.isoformat() for m in dates.months],
+        "default_date": dates.default_date.isoformat(), "observed_through": dates.observed_through.isoformat(),
+    }
+    summary.counts["uci_rows"] = stats["rows"]
+    summary.counts["uci_positives"] = int(stats["positives"] or 0)
+    summary.counts["uci_rows_with_unparseable_values"] = int(stats["incomplete"] or 0)
+    summary.counts["mapped_codes"] = {name: int(stats[name] or 0) for name in flags}
+    tables = {"customers": uci_customers(wide, as_of), "statements": uci_statements(wide, as_of),
+              "outcomes": uci_outcomes(wide, as_of)}
+    with summary.stage("write"):
+        _write_inputs(spark, cfg, tables, summary, "uci", dates.observed_through)
+    return 0
+
+
+# -------------------------------------------------------------------------------------------- validate
+
+
+def outcomes_observed_through(spark: SparkSession, cfg: Config) -> dt.date | None:
+    """The date the outcomes are complete through (table property), or None when not recorded."""
+    ref = _ref(cfg, "outcomes")
+    if not table_exists(spark, ref):
+        return None
+    value = get_properties(spark, ref).get(OBSERVED_THROUGH_PROPERTY)
+    if not value:
+        return None
+    try:
+        return dt.date.fromisoformat(value)
+    except ValueError as e:
+        raise InputError(f"outcomes: table property {OBSERVED_THROUGH_PROPERTY}={value!r} is not a date") from e
+
+
+def _table_stats(rows: list) -> dict:
+    """Fold tag_counts rows into the summary's per-table counts."""
+    out: dict = {"rows": 0, STATUS_CLEAN: 0, STATUS_REJECTED: 0, STATUS_AFTER_AS_OF: 0, "reject_reasons": {},
+                 "mapped": {}}
+    for r in rows:
+        d = r.asDict()
+        out["rows"] += d["rows"]
+        out[d["status"]] += d["rows"]
+        if d["status"] == STATUS_REJECTED:
+            out["reject_reasons"][d["reason"]] = out["reject_reasons"].get(d["reason"], 0) + d["rows"]
+        elif d["status"] == STATUS_CLEAN:
+            for k, v in d.items():
+                if k.startswith("mapped_"):
+                    out["mapped"][k[len("mapped_"):]] = out["mapped"].get(k[len("mapped_"):], 0) + int(v or 0)
+    return out
+
+
+def validate_inputs(spark: SparkSession, cfg: Config, as_of: dt.date, run_id: str,
+                    summary: RunSummary) -> dict[str, DataFrame]:
+    """Validate the input tables that exist and return their clean rows.
+
+    Rejected rows are appended to ``<table>_rejects`` (one commit per table, only when there are any and
+    ``validation.write_rejects``); counts per table (rows, clean, rejected, after_as_of, reject reasons,
+    mapped values) go to ``summary.counts["validation"]``; which tables exist to
+    ``summary.details["inputs"]``. Absent optional tables are absent from the result, never replaced.
+
+    Args:
+        spark: The session.
+        cfg: Job config (``tables``, ``validation``).
+        as_of: The run's as-of date: later events are excluded (and counted as ``after_as_of``).
+        run_id: Stamped on the rejects.
+        summary: The run summary to fill in.
+
+    Returns:
+        Contract-typed clean DataFrames by table name (lazy: each action re-reads and re-validates, so a
+        caller that uses one several times may want to persist it).
+
+    Raises:
+        MissingDataError: customers is absent, or both transactions and statements are.
+        ContractError: a table lacks a required column or has an uncastable column type.
+        RejectThresholdError: a table's rejected share (of its rows up to the as-of date) exceeds
+            ``validation.max_reject_fraction``; the rejects are written first, so they can be inspected.
+    """
+    refs = {name: _ref(cfg, name) for name in SCHEMAS}
+    present = {name: ref for name, ref in refs.items() if table_exists(spark, ref)}
+    summary.details["inputs"] = {name: "present" if name in present else "absent" for name in SCHEMAS}
+    for name in REQUIRED_TABLES:
+        if name not in present:
+            raise MissingDataError(f"table '{refs[name].name}' does not exist at {refs[name]} (required input)")
+    if not any(name in present for name in EVENT_TABLES):
+        raise MissingDataError(
+            f"neither '{refs['transactions'].name}' nor '{refs['statements'].name}' exists: a source needs "
+            "transactions, statements or both")
+
+    clean: dict[str, DataFrame] = {}
+    stats: dict[str, dict] = {}
+    with summary.stage("validate"):
+        for name in INPUT_TABLES:
+            if name not in present:
+                continue
+            tagged = read_table(spark, present[name]).transform(tag_rows(name, as_of))
+            stats[name] = _table_stats(tag_counts(tagged).collect())
+            if stats[name][STATUS_REJECTED] and cfg.validation.write_rejects:
+                rejects_ref = table_ref(cfg, f"{present[name].name}_rejects")
+                append_table(with_run_info(rejected_rows(tagged), run_id, as_of), rejects_ref)
+            clean[name] = clean_rows(tagged, name)
+    summary.counts["validation"] = stats
+
+    limit = cfg.validation.max_reject_fraction
+    for name, st in stats.items():
+        in_scope = st["rows"] - st[STATUS_AFTER_AS_OF]
+        fraction = st[STATUS_REJECTED] / in_scope if in_scope else 0.0
+        st["reject_fraction"] = round(fraction, 6)
+        if fraction > limit:
+            raise RejectThresholdError(
+                f"table '{present[name].name}': {fraction:.2%} of rows rejected ({st[STATUS_REJECTED]} of "
+                f"{in_scope}), above validation.max_reject_fraction = {limit}")
+    return clean

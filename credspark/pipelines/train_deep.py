@@ -1,0 +1,278 @@
+"""Distributed training of the deep models: ACTGAN oversampling, then the ResNet-LSTM.
+
+``train_deep(spark, features_df, cfg, *, work_dir, spec)``:
+
+1. materialises the training rows for the configured feed (``cfg.distributed.feed``);
+2. when oversampling is on and the minority is below ``oversample_ratio``, trains ACTGAN with the
+   configured launcher, then generates the missing minority rows *on the executors* (``mapInArrow``
+   over ``spark.range``) and writes them as Parquet beside the real training rows;
+3. trains the ResNet-LSTM on real + generated rows (never on validation rows), with per-epoch validation
+   AUC and early stopping on ``valid_df`` when given;
+4. loads both models on the driver from the files the chief saved (safetensors + JSON; nothing is
+   unpickled) and returns them with their histories.
+
+``work_dir`` (and the checkpoint folder) must be readable and writable by the driver and every worker:
+a shared file system on a cluster. Nothing is collected to the driver except the label counts.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import functools
+import logging
+import time
+from dataclasses import dataclass, field
+from typing import Any
+
+from pyspark.sql import DataFrame, SparkSession
+from pyspark.sql import functions as F  # noqa: N812 - Spark convention
+from pyspark.sql import types as T  # noqa: N812 - Spark convention
+
+from credspark.config import Config
+from credspark.distributed._oversample import generate_partition
+from credspark.distributed.feeds import FeedHandle, feed_columns, get_feed
+from credspark.distributed.launchers import launch
+from credspark.distributed.train_fns import (
+    ACTGAN_DIR,
+    RESNET_LSTM_DIR,
+    WorkerOptions,
+    train_actgan_worker,
+    train_resnet_lstm_worker,
+)
+from credspark.io.scratch import read_scratch_parquet, write_scratch_parquet
+from credspark.models._gan_common import n_new_minority
+from credspark.models.actgan import ACTGAN
+from credspark.models.inputs import LABEL_COLUMN, MASK_COLUMN, SEQ_COLUMN
+from credspark.models.resnet_lstm import ResNetLSTM
+from credspark.models.spec import FeatureSpec
+
+__all__ = ["DeepResult", "train_deep", "generate_rows", "label_counts"]
+
+log = logging.getLogger("credspark.pipelines.train_deep")
+
+
+@dataclass
+class DeepResult:
+    """What :func:`train_deep` returns.
+
+    Attributes:
+        resnet_lstm: The trained ResNet-LSTM (best validation epoch when validation rows were given).
+        actgan: The trained ACTGAN, or None when oversampling was off or not needed.
+        histories: ``{"resnet_lstm": {train_loss, valid_auc, rows_per_s}, "actgan": [per-epoch records]}``.
+        runs: The chiefs' run summaries (start epoch, epochs run, rows/s, replica hashes, world size).
+        n_generated: Generated minority rows added to the ResNet-LSTM training feed.
+        generated_path: Parquet folder of those rows, or None.
+        model_dirs: Where the chiefs saved the models (``resnet_lstm``, ``actgan``).
+        timings: Seconds per stage.
+        spec: The FeatureSpec the models were trained with.
+        feeds: The feed handles used (``train``, ``train_oversampled``, ``valid``), e.g. to resume by hand.
+    """
+
+    resnet_lstm: ResNetLSTM
+    actgan: ACTGAN | None
+    histories: dict[str, Any]
+    runs: dict[str, Any]
+    n_generated: int
+    generated_path: str | None
+    model_dirs: dict[str, str]
+    timings: dict[str, float] = field(default_factory=dict)
+    spec: FeatureSpec | None = None
+    feeds: dict[str, FeedHandle] = field(default_factory=dict)
+
+    def generate(self, spark: SparkSession, n: int, *, seed: int, partitions: int = 4) -> DataFrame:
+        """Generate ``n`` more minority rows with the trained ACTGAN, as feature rows (lazy DataFrame).
+
+        Args:
+            spark: The session.
+            n: Rows.
+            seed: Sampling seed.
+            partitions: Spark partitions doing the work.
+
+        Returns:
+            Static columns (float), ``seq``, ``seq_mask``, ``label`` = 1.
+        """
+        if self.actgan is None or "actgan" not in self.model_dirs:
+            raise RuntimeError("no ACTGAN was trained in this run (oversampling off or not needed)")
+        return generate_rows(spark, self.model_dirs["actgan"], self.actgan.spec, n, seed=seed, partitions=partitions)
+
+
+def label_counts(df: DataFrame) -> dict[int, int]:
+    """Rows per label (one tiny aggregate comes back to the driver)."""
+    return {int(r[LABEL_COLUMN]): int(r["count"]) for r in df.groupBy(LABEL_COLUMN).count().collect()}
+
+
+def generate_rows(
+    spark: SparkSession, model_dir: str, spec: FeatureSpec, n: int, *, seed: int, partitions: int = 4
+) -> DataFrame:
+    """``n`` ACTGAN minority rows generated on the executors (static columns as double).
+
+    Args:
+        spark: The session.
+        model_dir: Folder of the saved ACTGAN, readable from the executors.
+        spec: Its FeatureSpec.
+        n: Rows.
+        seed: Sampling seed.
+        partitions: Spark partitions doing the work.
+
+    Returns:
+        A lazy DataFrame: the static columns, ``seq`` (array<float>), ``seq_mask`` (array<tinyint>),
+        ``label`` (int, all 1).
+    """
+    schema = T.StructType(
+        [T.StructField(name, T.DoubleType()) for name in spec.static_names]
+        + [
+            T.StructField(SEQ_COLUMN, T.ArrayType(T.FloatType())),
+            T.StructField(MASK_COLUMN, T.ArrayType(T.ByteType())),
+            T.StructField(LABEL_COLUMN, T.IntegerType()),
+        ]
+    )
+    # Bind plain values (not self or the session) into the partition function shipped to executors.
+    fn = functools.partial(generate_partition, model_dir=str(model_dir), seed=int(seed))
+    return spark.range(0, int(n), numPartitions=max(1, int(partitions))).mapInArrow(fn, schema)
+
+
+def _like(generated: DataFrame, real: DataFrame) -> DataFrame:
+    """Cast generated columns to the real rows' types (integral static columns are rounded first)."""
+    types = {f.name: f.dataType for f in real.schema.fields}
+    cols = []
+    for name in real.columns:
+        c = F.col(name)
+        if isinstance(types[name], T.ArrayType):
+            # Same element type already; only element nullability may differ, which unionByName merges
+            # (a cast to a non-nullable element type is refused by Spark).
+            cols.append(c.alias(name))
+            continue
+        if isinstance(types[name], T.IntegralType) and name != LABEL_COLUMN:
+            c = F.round(c)
+        cols.append(c.cast(types[name]).alias(name))
+    return generated.select(*cols)
+
+
+def _options(cfg: Config) -> dict[str, Any]:
+    return {"files_per_worker": cfg.distributed.files_per_worker} if cfg.distributed.feed == "arrow" else {}
+
+
+def _worker_options(cfg: Config, section: Any, checkpoint_root: str, output_dir: str) -> WorkerOptions:
+    dc = cfg.distributed
+    return WorkerOptions(
+        epochs=section.epochs,
+        batch_size=section.batch_size,
+        seed=dc.seed,
+        checkpoint_dir=checkpoint_root,
+        output_dir=output_dir,
+        resume=dc.resume,
+        fit_sample_rows=dc.fit_sample_rows,
+        prefetch=dc.prefetch,
+        torch_threads=dc.torch_threads,
+        fail_at_epoch=dc.fail_at_epoch,
+        fail_rank=dc.fail_rank,
+    )
+
+
+def _params(section: Any) -> dict[str, Any]:
+    return {k: v for k, v in dataclasses.asdict(section).items() if k not in ("epochs", "batch_size")}
+
+
+def _launch(train_fn: Any, cfg: Config, args: tuple[Any, ...], work: str) -> dict[str, Any]:
+    dc = cfg.distributed
+    return launch(
+        train_fn,
+        backend=dc.backend,
+        num_workers=dc.num_workers,
+        use_gpu=dc.use_gpu,
+        local_mode=dc.local_mode,
+        timeout_s=dc.timeout_s,
+        args=args,
+        run_dir=f"{work}/_launch",
+    )
+
+
+def train_deep(
+    spark: SparkSession,
+    features_df: DataFrame,
+    cfg: Config,
+    *,
+    work_dir: str,
+    spec: FeatureSpec,
+    valid_df: DataFrame | None = None,
+) -> DeepResult:
+    """Train ACTGAN (oversampling) and the ResNet-LSTM with the configured launcher and feed.
+
+    Args:
+        spark: The session.
+        features_df: Labelled training rows of the features table (the spec's static columns, ``seq``,
+            ``seq_mask``, ``label``; other columns are ignored).
+        cfg: Job config: sections ``distributed``, ``actgan``, ``resnet_lstm``.
+        work_dir: Folder for feeds, generated rows, checkpoints and saved models; shared by the driver
+            and every worker.
+        spec: The FeatureSpec of ``features_df`` (e.g. ``credspark.features.spec.spec_from_table``).
+        valid_df: Validation rows for per-epoch AUC and early stopping (never trained on), or None.
+
+    Returns:
+        The models, histories and run details.
+    """
+    dc = cfg.distributed
+    work = str(work_dir).rstrip("/")
+    ckpt_root = (dc.checkpoint_dir or f"{work}/checkpoints").rstrip("/")
+    prepare = get_feed(dc.feed)
+    timings: dict[str, float] = {}
+    feeds: dict[str, FeedHandle] = {}
+    train = features_df.select(*feed_columns(spec))
+
+    def feed(df: DataFrame, name: str, batch_size: int) -> FeedHandle:
+        t0 = time.perf_counter()
+        handle = prepare(
+            df, spec=spec, work_dir=work, name=name, num_workers=dc.num_workers, seed=dc.seed,
+            batch_size=batch_size, options=_options(cfg),
+        )  # fmt: skip
+        timings[f"feed_{name}"] = time.perf_counter() - t0
+        feeds[name] = handle
+        return handle
+
+    rl_batch = cfg.resnet_lstm.batch_size
+    train_feed = feed(train, "train", rl_batch)
+    counts = label_counts(train)
+    n_new = n_new_minority(counts.get(1, 0), counts.get(0, 0), dc.oversample_ratio) if dc.oversample else 0
+    log.info("train_deep: %s rows by label, %d minority rows to generate", counts, n_new)
+
+    actgan, actgan_run, generated_path = None, None, None
+    model_dirs: dict[str, str] = {}
+    rl_feed = train_feed
+    if n_new > 0:
+        t0 = time.perf_counter()
+        opts = _worker_options(cfg, cfg.actgan, f"{ckpt_root}/{ACTGAN_DIR}", f"{work}/models/{ACTGAN_DIR}")
+        actgan_run = _launch(train_actgan_worker, cfg, (train_feed, _params(cfg.actgan), opts), work)
+        timings["actgan"] = time.perf_counter() - t0
+        model_dirs["actgan"] = actgan_run["model_dir"]
+        actgan = ACTGAN.load(actgan_run["model_dir"], device="cpu")
+        t0 = time.perf_counter()
+        generated_path = f"{work}/generated"
+        rows = _like(
+            generate_rows(spark, actgan_run["model_dir"], spec, n_new, seed=dc.seed, partitions=dc.generate_partitions),
+            train,
+        )
+        write_scratch_parquet(rows, generated_path, files=max(1, dc.generate_partitions), seed=dc.seed)
+        timings["generate"] = time.perf_counter() - t0
+        # The generated rows join the training rows only; validation rows are never touched.
+        rl_feed = feed(train.unionByName(read_scratch_parquet(spark, generated_path)), "train_oversampled", rl_batch)
+    valid_feed = feed(valid_df.select(*feed_columns(spec)), "valid", rl_batch) if valid_df is not None else None
+
+    t0 = time.perf_counter()
+    opts = _worker_options(cfg, cfg.resnet_lstm, f"{ckpt_root}/{RESNET_LSTM_DIR}", f"{work}/models/{RESNET_LSTM_DIR}")
+    rl_run = _launch(train_resnet_lstm_worker, cfg, (rl_feed, valid_feed, _params(cfg.resnet_lstm), opts), work)
+    timings["resnet_lstm"] = time.perf_counter() - t0
+    model_dirs["resnet_lstm"] = rl_run["model_dir"]
+    resnet = ResNetLSTM.load(rl_run["model_dir"], device="cpu")
+    log.info("train_deep: done in %s", {k: round(v, 1) for k, v in timings.items()})
+    return DeepResult(
+        resnet_lstm=resnet,
+        actgan=actgan,
+        histories={"resnet_lstm": rl_run["history"], "actgan": actgan_run["history"] if actgan_run else []},
+        runs={"resnet_lstm": rl_run, **({"actgan": actgan_run} if actgan_run else {})},
+        n_generated=n_new,
+        generated_path=generated_path,
+        model_dirs=model_dirs,
+        timings=timings,
+        spec=spec,
+        feeds=feeds,
+    )

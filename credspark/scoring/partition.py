@@ -1,0 +1,338 @@
+"""The partition scorer: feature rows in, scores out. Runs inside ``mapInPandas``; imports no pyspark.
+
+How a bundle reaches the executors: the driver reads the bundle's files into a ``{name: bytes}`` mapping
+(:func:`read_bundle_files`), verifies exactly those bytes (:func:`load_bundle_from_files`) and broadcasts the
+mapping. On a Python worker the first task writes the bytes into a private temporary directory and loads them
+with :func:`credspark.models.bundle.load_bundle` (hashes and FeatureSpec verified again), then removes the
+directory. The loaded model is cached under a module-level name keyed by the SHA-256 of the manifest (which
+lists the SHA-256 of every other file, so it names the whole bundle's content): later tasks on a reused
+worker find it there. (Keying by the broadcast object's id reloaded the model on every task: each task
+unpickles a new object.)
+
+Inside a task, each Arrow batch is cut into model batches (``model_batch_size`` rows) that go through the
+ResNet-LSTM embedding and the focal XGBoost; array columns become arrays with
+:func:`credspark.models.inputs.arrays_from_frame` (no per-row Python loop).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import inspect
+import json
+import shutil
+import tempfile
+from collections import OrderedDict
+from collections.abc import Iterator, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path, PurePosixPath
+from typing import Any, Protocol
+
+import numpy as np
+import pandas as pd
+import xgboost as xgb
+
+from credspark.models.bundle import MANIFEST_FILE, Bundle, BundleError, load_bundle
+from credspark.models.inputs import arrays_from_frame
+from credspark.models.spec import FeatureSpec
+from credspark.scoring.attribution import embedding_attribution
+from credspark.scoring.reasons import ReasonMap, build_reason_map, top_reasons
+from credspark.scoring.scorecard import ScorecardScale, points_from_pd, risk_bands
+
+__all__ = [
+    "BundleFiles",
+    "ScoreParams",
+    "ScoringModel",
+    "PartitionScorer",
+    "InjectedFailureError",
+    "read_bundle_files",
+    "bundle_digest",
+    "load_bundle_from_files",
+    "cached_model",
+    "clear_model_cache",
+    "score_frame",
+    "output_columns",
+]
+
+#: ``{relative path: bytes}`` of every file of a bundle, manifest included.
+BundleFiles = Mapping[str, bytes]
+
+#: Models kept per Python worker (a reused worker may see a new bundle version; old ones are evicted).
+_CACHE_SIZE = 2
+_MODELS: OrderedDict[str, ScoringModel] = OrderedDict()
+
+
+class InjectedFailureError(RuntimeError):
+    """Raised by the fault-injection hook (``score.fail_after_batches``), for tests only."""
+
+
+class _HasValue(Protocol):
+    value: BundleFiles
+
+
+# ------------------------------------------------------------------------------------------ bundle bytes
+def _safe_relpath(name: object) -> PurePosixPath:
+    """A manifest file name that can be joined under a directory without escaping it."""
+    if not isinstance(name, str) or not name or "\\" in name or "\x00" in name or ":" in name:
+        raise BundleError(f"bundle file name {name!r} is not a plain relative path")
+    rel = PurePosixPath(name)
+    if rel.is_absolute() or any(part in ("", ".", "..") for part in name.split("/")):
+        raise BundleError(f"bundle file name {name!r} is not a plain relative path")
+    return rel
+
+
+def read_bundle_files(directory: str | Path) -> dict[str, bytes]:
+    """Read a bundle's manifest and every file it lists into memory (not verified yet).
+
+    Args:
+        directory: The bundle directory.
+
+    Returns:
+        ``{"manifest.json": ..., "<listed path>": ...}``.
+
+    Raises:
+        BundleError: Missing manifest, unreadable manifest, a listed file missing or an unsafe file name.
+    """
+    root = Path(directory)
+    try:
+        raw = (root / MANIFEST_FILE).read_bytes()
+        listed = json.loads(raw)["files"]
+    except (OSError, ValueError, KeyError, TypeError) as e:
+        raise BundleError(f"{root / MANIFEST_FILE}: cannot read the manifest's file list ({e})") from e
+    if not isinstance(listed, dict):
+        raise BundleError(f"{root / MANIFEST_FILE}: field 'files' must be an object")
+    files = {MANIFEST_FILE: raw}
+    for name in listed:
+        rel = _safe_relpath(name)
+        try:
+            files[name] = (root / rel).read_bytes()
+        except OSError as e:
+            raise BundleError(f"{root / rel}: listed in the manifest but unreadable ({e})") from e
+    return files
+
+
+def bundle_digest(files: BundleFiles) -> str:
+    """SHA-256 of the manifest bytes: names the whole bundle's content (the manifest hashes every file)."""
+    return hashlib.sha256(files[MANIFEST_FILE]).hexdigest()
+
+
+def load_bundle_from_files(files: BundleFiles, *, expected_spec: FeatureSpec | None = None) -> Bundle:
+    """Write the bytes into a private temporary directory and :func:`load_bundle` them (hashes re-verified).
+
+    Args:
+        files: From :func:`read_bundle_files`.
+        expected_spec: The FeatureSpec the rows will have; None skips the check. Defaults to None.
+
+    Returns:
+        The loaded bundle (its ``path`` names the removed temporary directory).
+    """
+    tmp = Path(tempfile.mkdtemp(prefix="credspark-score-"))
+    try:
+        for name, data in files.items():
+            target = tmp / _safe_relpath(name)
+            target.parent.mkdir(parents=True, exist_ok=True)
+            target.write_bytes(data)
+        return load_bundle(tmp, expected_spec=expected_spec)
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+
+
+# ---------------------------------------------------------------------------------------------- params
+@dataclass(frozen=True)
+class ScoreParams:
+    """Everything the partition code needs besides the bundle (small and picklable).
+
+    Args:
+        digest: :func:`bundle_digest` of the bundle to use (the cache key).
+        spec: The feature table's FeatureSpec as a dict (checked against the bundle on the worker too).
+        scale: Scorecard scaling.
+        band_cutoffs: Ascending score cut-offs.
+        band_labels: Band names, riskiest first.
+        n_reasons: Reason columns.
+        model_batch_size: Rows per forward pass.
+        reason_contribs: ``approx`` (Saabas) or ``exact`` (TreeSHAP) XGBoost contributions.
+        torch_threads: Torch threads per worker (None leaves torch's setting).
+        xgb_threads: XGBoost threads per worker (None leaves the bundle's setting).
+        fail_after_batches: Test hook: raise :class:`InjectedFailureError` after this many model batches of a task.
+    """
+
+    digest: str
+    spec: dict[str, Any]
+    scale: ScorecardScale = field(default_factory=ScorecardScale)
+    band_cutoffs: tuple[float, ...] = (500.0, 540.0, 580.0, 620.0)
+    band_labels: tuple[str, ...] = ("E", "D", "C", "B", "A")
+    n_reasons: int = 3
+    model_batch_size: int = 1000
+    reason_contribs: str = "approx"
+    torch_threads: int | None = 1
+    xgb_threads: int | None = 1
+    fail_after_batches: int | None = None
+
+
+def output_columns(n_reasons: int) -> list[str]:
+    """Columns of :func:`score_frame`'s output, in order."""
+    return ["customer_id", "pd", "score", "risk_band", *(f"reason_{i + 1}" for i in range(n_reasons))]
+
+
+# ----------------------------------------------------------------------------------------------- model
+class ScoringModel:
+    """A loaded bundle plus what scoring derives from it once (reason map, thread settings).
+
+    Args:
+        bundle: The verified bundle.
+        xgb_threads: XGBoost threads (None keeps the bundle's ``n_jobs``).
+    """
+
+    def __init__(self, bundle: Bundle, *, xgb_threads: int | None = 1) -> None:
+        self.bundle = bundle
+        self.spec = bundle.spec
+        if xgb_threads is not None:
+            bundle.classifier.n_jobs = int(xgb_threads)
+            bundle.classifier.booster_.set_param({"nthread": int(xgb_threads)})
+        attribution = embedding_attribution(bundle.embedder) if bundle.embedding_dim else None
+        self.reason_map: ReasonMap = build_reason_map(bundle.feature_names, bundle.spec, attribution)
+        embed = bundle.embedder.embed
+        self._embed_takes_batch = "batch_size" in inspect.signature(embed).parameters
+
+    def _classifier_input(self, static: np.ndarray, dynamic: np.ndarray, mask: np.ndarray) -> np.ndarray:
+        b = self.bundle
+        if self._embed_takes_batch:  # one forward pass for the whole model batch
+            emb = b.embedder.embed(static, dynamic, mask, batch_size=max(1, static.shape[0]))
+        else:
+            emb = b.embedder.embed(static, dynamic, mask)
+        emb = np.asarray(emb, dtype=np.float32)
+        if emb.shape != (static.shape[0], b.embedding_dim):
+            raise BundleError(f"embedder returned {emb.shape}, expected ({static.shape[0]}, {b.embedding_dim})")
+        return np.hstack([emb, static]) if b.use_raw_static else emb
+
+    def score_arrays(
+        self, static: np.ndarray, dynamic: np.ndarray, mask: np.ndarray, *, contribs: str = "approx"
+    ) -> tuple[np.ndarray, np.ndarray]:
+        """Probabilities of default and reason-group scores of one model batch.
+
+        Args:
+            static: ``(n, n_static)``.
+            dynamic: ``(n, T, C)``.
+            mask: ``(n, T)``.
+            contribs: ``approx`` or ``exact`` XGBoost contributions. Defaults to ``approx``.
+
+        Returns:
+            ``pd`` ``(n,)`` float64 and group scores ``(n, len(reason_map.groups))``.
+        """
+        self.spec.validate_arrays(static, dynamic, mask)
+        X = self._classifier_input(static, dynamic, mask)
+        clf = self.bundle.classifier
+        names = list(clf.feature_names) if clf.feature_names is not None else None
+        dm = xgb.DMatrix(X, feature_names=names, nthread=clf.n_jobs)  # one DMatrix for both predictions
+        margin = clf.booster_.predict(dm, output_margin=True).astype(np.float64)
+        phi = clf.booster_.predict(dm, pred_contribs=True, approx_contribs=contribs == "approx")
+        # The same expression as FocalXGBClassifier.predict_proba, so in-process and Spark pd agree exactly.
+        pd_ = np.exp(-np.logaddexp(0.0, -margin))
+        return pd_, self.reason_map.scores(phi)
+
+
+def cached_model(params: ScoreParams, files: _HasValue | BundleFiles) -> ScoringModel:
+    """The worker's model for ``params.digest``, loading it from ``files`` on the first call only.
+
+    Args:
+        params: Scoring parameters (digest, spec, threads).
+        files: A Spark Broadcast of :data:`BundleFiles` (anything with ``.value``) or the mapping itself;
+            only read on a cache miss.
+
+    Returns:
+        The cached :class:`ScoringModel`.
+    """
+    if params.torch_threads is not None:
+        import torch
+
+        if torch.get_num_threads() != params.torch_threads:
+            torch.set_num_threads(int(params.torch_threads))
+    model = _MODELS.get(params.digest)
+    if model is not None:
+        _MODELS.move_to_end(params.digest)
+        return model
+    raw = files if isinstance(files, Mapping) else files.value  # a Broadcast: fetched on a cache miss only
+    if bundle_digest(raw) != params.digest:
+        raise BundleError("the shipped bundle bytes do not match the digest the driver verified")
+    bundle = load_bundle_from_files(raw, expected_spec=FeatureSpec.from_dict(params.spec))
+    model = ScoringModel(bundle, xgb_threads=params.xgb_threads)
+    _MODELS[params.digest] = model
+    while len(_MODELS) > _CACHE_SIZE:
+        _MODELS.popitem(last=False)
+    return model
+
+
+def clear_model_cache() -> None:
+    """Forget every cached model (tests)."""
+    _MODELS.clear()
+
+
+# ----------------------------------------------------------------------------------------------- score
+class _BatchCounter:
+    def __init__(self, limit: int | None) -> None:
+        self.limit, self.done = limit, 0
+
+    def tick(self) -> None:
+        if self.limit is not None and self.done >= self.limit:
+            raise InjectedFailureError(f"injected failure after {self.done} model batches (score.fail_after_batches)")
+        self.done += 1
+
+
+def score_frame(
+    pdf: pd.DataFrame, model: ScoringModel, params: ScoreParams, *, counter: _BatchCounter | None = None
+) -> pd.DataFrame:
+    """Score feature rows.
+
+    Args:
+        pdf: Feature rows: ``customer_id``, the static columns, ``seq``, ``seq_mask``.
+        model: The loaded model.
+        params: Scoring parameters.
+        counter: Fault-injection counter shared by a task's batches (None: no injection).
+
+    Returns:
+        One row per input row with :func:`output_columns`.
+    """
+    n = len(pdf)
+    pd_ = np.empty(n, dtype=np.float64)
+    group_scores = np.empty((n, len(model.reason_map.groups)), dtype=np.float64)
+    bs = max(1, int(params.model_batch_size))
+    for start in range(0, n, bs):
+        if counter is not None:
+            counter.tick()
+        chunk = pdf.iloc[start : start + bs]
+        static, dynamic, mask = arrays_from_frame(chunk, model.spec)
+        p, g = model.score_arrays(static, dynamic, mask, contribs=params.reason_contribs)
+        pd_[start : start + len(chunk)] = p
+        group_scores[start : start + len(chunk)] = g
+    points = points_from_pd(pd_, params.scale)
+    out = {
+        "customer_id": pdf["customer_id"].to_numpy(),
+        "pd": pd_,
+        "score": points,
+        "risk_band": risk_bands(points, params.band_cutoffs, params.band_labels),
+    }
+    for i, col in enumerate(top_reasons(group_scores, model.reason_map.groups, params.n_reasons)):
+        out[f"reason_{i + 1}"] = col
+    return pd.DataFrame(out, columns=output_columns(params.n_reasons))
+
+
+@dataclass(frozen=True)
+class PartitionScorer:
+    """The ``mapInPandas`` function: ``Iterator[pd.DataFrame] -> Iterator[pd.DataFrame]``.
+
+    A small top-level callable holding only the broadcast handle and the parameters, so nothing else is
+    pickled to the executors.
+
+    Args:
+        files: A Spark Broadcast of the bundle's :data:`BundleFiles` (or the mapping itself, in tests).
+        params: Scoring parameters.
+    """
+
+    files: Any
+    params: ScoreParams
+
+    def __call__(self, batches: Iterator[pd.DataFrame]) -> Iterator[pd.DataFrame]:
+        """Score every batch of one partition."""
+        model = cached_model(self.params, self.files)
+        counter = _BatchCounter(self.params.fail_after_batches)
+        for pdf in batches:
+            yield score_frame(pdf, model, self.params, counter=counter)

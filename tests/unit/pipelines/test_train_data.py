@@ -1,0 +1,129 @@
+"""Training data: dates, split plans, the hash split, the baseline's raw vector and the bin counts."""
+
+from __future__ import annotations
+
+import datetime as dt
+
+import numpy as np
+import pytest
+from pyspark.sql import functions as F
+
+from credspark.config import TrainConfig
+from credspark.errors import ConfigError
+from credspark.models.spec import FeatureSpec, StaticFeature
+from credspark.pipelines._train_data import (
+    bin_count_columns,
+    column_expr,
+    parse_dates,
+    plan_split,
+    raw_feature_names,
+    raw_feature_vector,
+    with_parts,
+)
+
+D = dt.date
+
+
+def test_parse_dates_sorts_and_deduplicates():
+    assert parse_dates("2025-12-31, 2025-10-31,2025-12-31") == [D(2025, 10, 31), D(2025, 12, 31)]
+    with pytest.raises(ConfigError, match="--as-of '2025-13-01'"):
+        parse_dates("2025-13-01")
+    with pytest.raises(ConfigError, match="at least one date"):
+        parse_dates(" , ")
+
+
+def test_random_plan_and_its_errors():
+    plan = plan_split([D(2025, 12, 31)], None, TrainConfig(seed=5))
+    assert plan.to_dict() == {"mode": "random", "dates": ["2025-12-31"], "seed": 5, "test_fraction": 0.3,
+                              "validation_fraction": 0.2, "stratified_by": "label"}
+    with pytest.raises(ConfigError, match="needs train.split=time"):
+        plan_split([D(2025, 12, 31)], D(2025, 11, 30), TrainConfig())
+    with pytest.raises(ConfigError, match="must be in"):
+        plan_split([D(2025, 12, 31)], None, TrainConfig(test_fraction=1.0))
+
+
+def test_time_plan_puts_later_dates_in_validation_and_test():
+    dates = [D(2025, 9, 30), D(2025, 10, 31), D(2025, 11, 30), D(2025, 12, 31)]
+    plan = plan_split(dates, None, TrainConfig(split="time"))
+    assert plan.train_dates == (D(2025, 9, 30), D(2025, 10, 31))
+    assert (plan.validation_date, plan.test_date) == (D(2025, 11, 30), D(2025, 12, 31))
+    explicit = plan_split([D(2025, 9, 30), D(2025, 12, 31)], D(2025, 10, 31), TrainConfig(split="time"))
+    assert explicit.dates == (D(2025, 9, 30), D(2025, 10, 31), D(2025, 12, 31))  # the validation date is read too
+    with pytest.raises(ConfigError, match="at least three"):
+        plan_split(dates[:2], None, TrainConfig(split="time"))
+    with pytest.raises(ConfigError, match="training dates < validation date"):
+        plan_split([D(2025, 9, 30), D(2025, 12, 31)], D(2025, 8, 31), TrainConfig(split="time"))
+
+
+LAST = D(2025, 12, 31)
+
+
+def _rows(spark, n=2000, dates=(LAST,), seed=0):
+    rng = np.random.default_rng(seed)
+    data = [(int(i), d, int(rng.random() < 0.1)) for d in dates for i in range(n)]
+    return spark.createDataFrame(data, "customer_id long, as_of_date date, label int")
+
+
+
+
+@pytest.mark.spark
+def test_random_split_is_stratified_deterministic_and_independent_of_partitioning(spark):
+    df = _rows(spark)
+    plan = plan_split([D(2025, 12, 31)], None, TrainConfig(seed=11))
+    a = df.transform(with_parts(plan)).toPandas().sort_values("customer_id").reset_index(drop=True)
+    b = df.repartition(7, "label").transform(with_parts(plan)).toPandas().sort_values("customer_id")
+    assert a["part"].tolist() == b["part"].tolist()
+    for label, group in a.groupby("label"):
+        shares = group["part"].value_counts(normalize=True)
+        n = len(group)
+        # Exact up to one row per boundary: test 30%, validation 0.7 * 0.2 = 14%, train 56%.
+        assert abs(shares["test"] - 0.3) <= 1.5 / n and abs(shares["valid"] - 0.14) <= 2.5 / n, label
+    other = df.transform(with_parts(plan_split([D(2025, 12, 31)], None, TrainConfig(seed=12)))).toPandas()
+    assert (other.sort_values("customer_id")["part"].to_numpy() != a["part"].to_numpy()).mean() > 0.2
+
+
+@pytest.mark.spark
+def test_time_split_assigns_by_date(spark):
+    dates = (D(2025, 10, 31), D(2025, 11, 30), D(2025, 12, 31))
+    plan = plan_split(list(dates), None, TrainConfig(split="time"))
+    got = _rows(spark, n=5, dates=dates).transform(with_parts(plan)).groupBy("as_of_date", "part").count()
+    assert sorted((r[0], r[1], r[2]) for r in got.collect()) == [
+        (dates[0], "train", 5), (dates[1], "valid", 5), (dates[2], "test", 5)]
+
+
+def _spec():
+    return FeatureSpec(static=(StaticFeature("age", "integer"), StaticFeature("limit", "continuous")),
+                       channels=("bill", "pay"), T=2)
+
+
+@pytest.mark.spark
+def test_raw_feature_vector_layout_matches_names(spark):
+    spec = _spec()
+    df = spark.createDataFrame([(30, None, [1.0, 2.0, 3.0, 4.0])], "age int, limit double, seq array<float>")
+    vec = df.select(raw_feature_vector(spec, True).alias("v")).first()["v"]
+    assert raw_feature_names(spec, True) == ["age", "limit", "bill_t0", "pay_t0", "bill_t1", "pay_t1"]
+    assert vec[0] == 30.0 and np.isnan(vec[1]) and vec[2:] == [1.0, 2.0, 3.0, 4.0]  # null -> NaN (missing)
+    assert df.select(F.size(raw_feature_vector(spec, False))).first()[0] == 2
+
+
+@pytest.mark.spark
+def test_column_expr_reads_static_and_sequence_months(spark):
+    spec = _spec()
+    df = spark.createDataFrame([(30, 5.0, [1.0, 2.0, 3.0, 4.0])], "age int, limit double, seq array<float>")
+    row = df.select(column_expr("age", spec), column_expr("pay[-1]", spec), column_expr("bill[0]", spec)).first()
+    assert list(row) == [30.0, 4.0, 1.0]
+    for bad in ("nope", "bill[2]", "bill[x]"):
+        with pytest.raises(ConfigError):
+            column_expr(bad, spec)
+
+
+@pytest.mark.spark
+def test_bin_counts_follow_searchsorted_right(spark):
+    values = [0.0, 1.0, 1.5, 2.0, 2.0, 3.5, None, float("nan")]
+    edges = [1.0, 2.0, 3.0]
+    df = spark.createDataFrame([(v,) for v in values], "x double")
+    row = df.agg(*bin_count_columns("x", F.col("x"), edges)).first()
+    finite = np.array([v for v in values if v is not None and not np.isnan(v)])
+    expected = np.bincount(np.searchsorted(edges, finite, side="right"), minlength=4)
+    assert [row[f"x__{b}"] for b in range(4)] == expected.tolist() == [1, 2, 2, 1]
+    assert row["x__missing"] == 2

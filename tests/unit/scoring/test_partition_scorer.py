@@ -1,0 +1,169 @@
+import hashlib
+import json
+import subprocess
+import sys
+from pathlib import Path
+from types import SimpleNamespace
+
+import numpy as np
+import pandas as pd
+import pytest
+from fixtures_models import feature_frame, publish_tiny_bundle, tiny_spec
+
+from credspark.models.bundle import BundleError, load_bundle
+from credspark.models.inputs import arrays_from_frame
+from credspark.models.spec import FeatureSpec, SpecMismatchError
+from credspark.scoring import partition as P
+from credspark.scoring.attribution import embedding_attribution
+from credspark.scoring.reasons import top_reasons
+from credspark.scoring.scorecard import ScorecardScale, points_from_pd, risk_bands
+
+SPEC = tiny_spec()
+
+
+@pytest.fixture(scope="module")
+def bundles(tmp_path_factory):
+    wh = tmp_path_factory.mktemp("wh")
+    train = feature_frame(SPEC, 300, seed=1)
+    emb_only = publish_tiny_bundle(wh, "m", "emb", SPEC, train, make_current=False)
+    raw = publish_tiny_bundle(wh, "m", "raw", SPEC, train, use_raw_static=True, make_current=False)
+    return {"emb": emb_only, "raw": raw}
+
+
+@pytest.fixture(scope="module")
+def rows():
+    return feature_frame(SPEC, 400, seed=7, first_id=1000)  # not the training rows
+
+
+def _params(files, **kw):
+    return P.ScoreParams(digest=P.bundle_digest(files), spec=SPEC.to_dict(), **kw)
+
+
+def test_bundle_files_are_read_whole_and_named_by_the_manifest_hash(bundles):
+    files = P.read_bundle_files(bundles["emb"])
+    manifest = json.loads(files["manifest.json"])
+    assert set(files) == {"manifest.json", *manifest["files"]}
+    assert P.bundle_digest(files) == hashlib.sha256((bundles["emb"] / "manifest.json").read_bytes()).hexdigest()
+
+
+def test_tampered_bytes_and_a_different_spec_are_refused(bundles):
+    files = P.read_bundle_files(bundles["emb"])
+    bad = dict(files)
+    name = next(n for n in files if n.endswith(".ubj"))
+    bad[name] = bytes([files[name][0] ^ 1]) + files[name][1:]
+    with pytest.raises(BundleError, match="sha256"):
+        P.load_bundle_from_files(bad)
+    other = FeatureSpec(static=SPEC.static, channels=SPEC.channels, T=SPEC.T + 1)
+    with pytest.raises(SpecMismatchError, match="T differs"):
+        P.load_bundle_from_files(files, expected_spec=other)
+
+
+def test_unsafe_file_names_are_refused_before_anything_is_written(tmp_path):
+    with pytest.raises(BundleError, match="plain relative path"):
+        P.load_bundle_from_files({"manifest.json": b"{}", "../escape.bin": b"x"})
+    (tmp_path / "manifest.json").write_text(json.dumps({"files": {"/etc/passwd": {}}}))
+    with pytest.raises(BundleError, match="plain relative path"):
+        P.read_bundle_files(tmp_path)
+
+
+@pytest.mark.parametrize("kind", ["emb", "raw"])
+def test_scores_equal_the_bundle_predictions_and_follow_the_scorecard(bundles, rows, kind):
+    files = P.read_bundle_files(bundles[kind])
+    model = P.ScoringModel(P.load_bundle_from_files(files, expected_spec=SPEC))
+    reference = load_bundle(bundles[kind], expected_spec=SPEC)
+    static, dynamic, mask = arrays_from_frame(rows, SPEC)
+    expected_pd = reference.predict_proba(static, dynamic, mask)
+    for batch in (64, 1000):
+        out = P.score_frame(rows, model, _params(files, model_batch_size=batch, reason_contribs="exact"))
+        assert list(out.columns) == P.output_columns(3)
+        assert (out["customer_id"].to_numpy() == rows["customer_id"].to_numpy()).all()
+        assert np.abs(out["pd"].to_numpy() - expected_pd).max() < 1e-6
+    np.testing.assert_allclose(out["score"], points_from_pd(out["pd"].to_numpy(), ScorecardScale()))
+    assert list(out["risk_band"]) == list(risk_bands(out["score"].to_numpy(), (500, 540, 580, 620), "EDCBA"))
+    # Reasons, recomputed through the bundle's public contributions API.
+    groups = model.reason_map.groups
+    want = top_reasons(model.reason_map.scores(reference.contributions(static, dynamic, mask)), groups, 3)
+    for i in range(3):
+        assert list(out[f"reason_{i + 1}"]) == list(want[i])
+    assert out["reason_1"].notna().any()
+    if kind == "raw":
+        assert model.reason_map.method == "raw+attribution"
+        assert set(out["reason_1"].dropna()) <= set(groups)
+
+
+def test_approximate_contributions_keep_pd_and_mostly_agree_on_the_first_reason(bundles, rows):
+    files = P.read_bundle_files(bundles["raw"])
+    model = P.ScoringModel(P.load_bundle_from_files(files))
+    exact = P.score_frame(rows, model, _params(files, reason_contribs="exact"))
+    approx = P.score_frame(rows, model, _params(files))  # the default
+    np.testing.assert_array_equal(exact["pd"], approx["pd"])
+    assert approx["reason_1"].notna().sum() > 0
+    both = exact["reason_1"].notna() & approx["reason_1"].notna()
+    assert (exact.loc[both, "reason_1"] == approx.loc[both, "reason_1"]).mean() > 0.5
+
+
+def test_attribution_spreads_each_embedding_dimension_over_named_inputs(bundles):
+    bundle = load_bundle(bundles["emb"])
+    att = embedding_attribution(bundle.embedder)
+    assert att.shape == (bundle.embedding_dim, SPEC.n_static + SPEC.C)
+    assert (att >= 0).all()
+    np.testing.assert_allclose(att.sum(axis=1), 1.0)
+    assert att[:, SPEC.n_static:].sum() > 0 and att[:, : SPEC.n_static].sum() > 0
+    np.testing.assert_array_equal(att, embedding_attribution(bundle.embedder))  # deterministic
+    assert embedding_attribution(object()) is None
+
+
+class CountingBroadcast:
+    """Stands in for a Spark Broadcast: counts how often the bytes are fetched."""
+
+    def __init__(self, files):
+        self._files, self.reads = files, 0
+
+    @property
+    def value(self):
+        self.reads += 1
+        return self._files
+
+
+def test_the_model_loads_once_per_worker_keyed_by_content_not_by_object(bundles, rows):
+    P.clear_model_cache()
+    files = P.read_bundle_files(bundles["emb"])
+    params = _params(files)
+    first, second = CountingBroadcast(files), CountingBroadcast(dict(files))  # a new object per task
+    out1 = pd.concat(P.PartitionScorer(files=first, params=params)(iter([rows.iloc[:200], rows.iloc[200:]])))
+    out2 = pd.concat(P.PartitionScorer(files=second, params=params)(iter([rows])))
+    assert (first.reads, second.reads) == (1, 0)
+    pd.testing.assert_frame_equal(out1.reset_index(drop=True), out2.reset_index(drop=True))
+    other = P.read_bundle_files(bundles["raw"])
+    third = CountingBroadcast(other)
+    list(P.PartitionScorer(files=third, params=_params(other))(iter([rows.iloc[:10]])))
+    assert third.reads == 1 and len(P._MODELS) == 2
+    P.clear_model_cache()
+
+
+def test_bytes_that_do_not_match_the_verified_digest_are_refused(bundles):
+    P.clear_model_cache()
+    files = P.read_bundle_files(bundles["emb"])
+    params = P.ScoreParams(digest="0" * 64, spec=SPEC.to_dict())
+    with pytest.raises(BundleError, match="digest"):
+        P.cached_model(params, SimpleNamespace(value=files))
+
+
+def test_fault_injection_raises_after_the_configured_batches(bundles, rows):
+    files = P.read_bundle_files(bundles["emb"])
+    scorer = P.PartitionScorer(files=files, params=_params(files, model_batch_size=50, fail_after_batches=3))
+    batches = scorer(iter([rows.iloc[:100], rows.iloc[100:200]]))
+    assert len(next(batches)) == 100  # batches 1-2
+    with pytest.raises(P.InjectedFailureError, match="after 3 model batches"):
+        next(batches)
+    P.clear_model_cache()
+
+
+def test_scoring_package_imports_no_pyspark():
+    code = ("import importlib, pkgutil, sys, credspark.scoring as s\n"
+            "[importlib.import_module('credspark.scoring.' + m.name) for m in pkgutil.iter_modules(s.__path__)]\n"
+            "print(sorted(k for k in sys.modules if k.split('.')[0] == 'pyspark'))")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300,
+                         cwd=Path(__file__).resolve().parents[3])
+    assert out.returncode == 0, out.stderr[-2000:]
+    assert out.stdout.strip().splitlines()[-1] == "[]"
