@@ -33,7 +33,7 @@ jars: $(STAMP) ## fetch the Delta Lake JARs from Maven Central once into $(JARS_
 	@build-support/fetch_delta_jars.sh $(PY) $(JARS_DIR)
 
 demo: venv jars ## generate a demo portfolio, validate it, build features and print a summary
-	$(PY) -m credspark.demo --warehouse $(WAREHOUSE)/demo
+	$(PY) -m jobs.demo --warehouse $(WAREHOUSE)/demo
 
 test: venv jars horovod ## run the whole test suite (unit, integration; Horovod built first if missing)
 	$(PY) -m pytest -q tests --ignore=tests/compat
