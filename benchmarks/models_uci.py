@@ -31,6 +31,7 @@ from __future__ import annotations
 import argparse
 import ast
 import copy
+import json
 import logging
 import math
 import os
@@ -402,6 +403,8 @@ def markdown(summary: dict[str, dict[str, Any]], runs: dict[int, dict[str, Any]]
     lines += ["", "Wall / CPU seconds per seed (the machine was shared, so wall time is inflated):", ""]
     for seed, run in runs.items():
         tt = run["timings"]
+        if "seed_total" not in tt:
+            continue
         parts = [f"total {tt['seed_total']['wall_s']:.0f} s wall / {tt['seed_total']['cpu_s']:.0f} s CPU"]
         for key in ("resnet_lstm_fit", "actgan_fit_sample", "gan_resnet_lstm_fit"):
             if key in tt:
@@ -443,6 +446,13 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     )
     p.add_argument("--valid-only", action="store_true", help="report validation metrics; never score the test part")
     p.add_argument("--set", action="append", default=[], metavar="SECTION.KEY=VALUE", help="override a setting")
+    p.add_argument(
+        "--resume",
+        default=None,
+        metavar="LOG",
+        help="reuse the per-seed results in the JSON last line of an earlier run's output (same settings);\n"
+        "only the variants and seeds it lacks are run, then the table covers both",
+    )
     p.add_argument("--verbose", action="store_true", help="log epochs of the neural models")
     return p.parse_args(argv)
 
@@ -474,12 +484,15 @@ def main(argv: Sequence[str] | None = None) -> int:
     gan_seeds = seeds if args.gan_seeds is None else [int(s) for s in args.gan_seeds.split(",") if s.strip()]
     data = _subsample(load_uci_arrays(args.data), args.rows)
     LOG.info("data: %d rows, %.1f%% default; seeds %s; variants %s", len(data.y), 100 * data.y.mean(), seeds, variants)
+    previous = load_previous(args.resume, cfg, len(data.y), args.valid_only) if args.resume else {}
     runs: dict[int, dict[str, Any]] = {}
     with timed() as total:
         for seed in seeds:
             # Slow ACTGAN variants can be limited to some seeds; the table lists the seeds of every row.
-            seed_variants = [v for v in variants if seed in gan_seeds or v not in GAN_VARIANTS]
-            runs[seed] = SeedRun(data, seed, cfg, seed_variants, args.threads, args.valid_only, args.verbose).run()
+            done = set(previous.get(seed, {}).get("metrics", {}))
+            todo = [v for v in variants if (seed in gan_seeds or v not in GAN_VARIANTS) and v not in done]
+            run = SeedRun(data, seed, cfg, todo, args.threads, args.valid_only, args.verbose).run() if todo else None
+            runs[seed] = merge_runs(previous.get(seed), run)
             LOG.info("seed %d done: %s", seed, runs[seed]["timings"]["seed_total"])
             if args.out:  # after every seed, so a long run that is stopped still leaves its finished seeds
                 text = markdown(summarise(runs), runs, _meta(args, argv, len(data.y), cfg))
@@ -487,6 +500,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     summary = summarise(runs)
     emit_json({
         "benchmark": "models_uci",
+        "command": _meta(args, argv, len(data.y), cfg)["command"],
         "part": "validation" if args.valid_only else "test",
         "seeds": seeds,
         "rows": len(data.y),
@@ -501,6 +515,34 @@ def main(argv: Sequence[str] | None = None) -> int:
         "pid": os.getpid(),
     })  # fmt: skip
     return 0
+
+
+def load_previous(path: str, cfg: dict[str, Any], rows: int, valid_only: bool) -> dict[int, dict[str, Any]]:
+    """Per-seed results from the JSON last line of an earlier run's output, checked to use the same settings."""
+    lines = [ln for ln in Path(path).read_text(encoding="utf-8").splitlines() if ln.startswith("{")]
+    if not lines:
+        raise SystemExit(f"--resume {path}: no JSON line found")
+    prev = json.loads(lines[-1])
+    if prev.get("benchmark") != "models_uci":
+        raise SystemExit(f"--resume {path}: not a models_uci result")
+    if prev["config"] != _jsonable(cfg) or prev["rows"] != rows or (prev["part"] == "validation") != valid_only:
+        raise SystemExit(f"--resume {path}: settings, rows or evaluated part differ from this run")
+    return {int(seed): run for seed, run in prev["per_seed"].items()}
+
+
+def merge_runs(old: dict[str, Any] | None, new: dict[str, Any] | None) -> dict[str, Any]:
+    """One seed's results from an earlier and a new run: metrics and info joined, seed times added up."""
+    out: dict[str, Any] = {"metrics": {}, "timings": {}, "info": {}}
+    for part in (old, new):
+        if part is None:
+            continue
+        for key in ("metrics", "info"):
+            out[key].update(part[key])
+        for key, value in part["timings"].items():
+            if key == "seed_total" and key in out["timings"]:
+                value = {k: round(out["timings"][key][k] + value[k], 1) for k in value}
+            out["timings"][key] = value
+    return out
 
 
 def _meta(args: argparse.Namespace, argv: Sequence[str] | None, rows: int, cfg: dict[str, Any]) -> dict[str, Any]:

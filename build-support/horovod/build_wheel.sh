@@ -11,7 +11,8 @@ set -euo pipefail
 py=$1
 version=0.28.1
 cache=${CREDSPARK_CACHE:-$HOME/.cache/credspark}
-key=$("$py" -c 'import sys, torch; print(f"torch-{torch.__version__}-cp{sys.version_info[0]}{sys.version_info[1]}")')
+# The key reads torch's installed version from its metadata (importing torch takes seconds).
+key=$("$py" -c 'import sys; from importlib.metadata import version; print("torch-%s-cp%d%d" % (version("torch"), *sys.version_info[:2]))')
 dest="$cache/wheels/horovod-$version/$key"
 if ls "$dest"/horovod-$version-*.whl >/dev/null 2>&1; then ls "$dest"/horovod-$version-*.whl | head -1; exit 0; fi
 

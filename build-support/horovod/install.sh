@@ -9,10 +9,14 @@
 set -euo pipefail
 py=$1; constraints=${2:-}
 here=$(cd "$(dirname "$0")" && pwd)
-key=$("$py" -c 'import sys, torch; print(f"torch-{torch.__version__}-cp{sys.version_info[0]}{sys.version_info[1]}")')
+# The key reads torch's installed version from its metadata (importing torch takes seconds).
+key=$("$py" -c 'import sys; from importlib.metadata import version; print("torch-%s-cp%d%d" % (version("torch"), *sys.version_info[:2]))')
 stamp="$("$py" -c 'import sys; print(sys.prefix)')/.horovod-0.28.1-$key"
 check='import horovod.torch as hvd, horovod.spark; assert hvd.gloo_built(), "Horovod built without gloo"'
-if [ -f "$stamp" ] && "$py" -c "$check" 2>/dev/null; then echo "horovod: installed ($key)"; exit 0; fi
+# Fast path (no torch import): the stamp is written only after the import check below passed for this key.
+if [ -f "$stamp" ] && "$py" -c 'from importlib.metadata import version; assert version("horovod") == "0.28.1"' 2>/dev/null; then
+  echo "horovod: installed ($key)"; exit 0
+fi
 whl=$("$here/build_wheel.sh" "$py" | tail -1)
 "$py" -m pip install -q --no-deps --force-reinstall "$whl"
 if ! "$py" -c 'import cloudpickle, psutil, yaml, packaging' 2>/dev/null; then

@@ -125,7 +125,7 @@ class _Tracker:
     def _wait(self) -> None:
         try:
             self._tracker.wait_for()
-        except Exception as e:  # noqa: BLE001 - recorded, reported by close()
+        except Exception as e:  # noqa: BLE001 - recorded, logged by close()
             self.error = e
 
     def close(self, join_s: float) -> bool:
@@ -136,6 +136,8 @@ class _Tracker:
             # the daemon thread ends with its bootstrap timeout or the process.
             log.warning("xgboost tracker still running after %.0f s; leaving it to its timeout", join_s)
             return False
+        if self.error is not None:
+            log.warning("xgboost tracker ended with an error: %s", self.error)
         self._tracker.free()
         return True
 

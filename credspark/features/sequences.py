@@ -73,6 +73,7 @@ _DATES_SCHEMA = st.StructType([
     st.StructField("as_of_date", st.DateType(), False),
     st.StructField("as_of_month", st.IntegerType(), False),
 ])
+_SOURCE_TAG = {"transactions": 0, "statements": 1, "customers": 2}
 # Above this many months, counting month starts costs more than the calendar conversion.
 _MAX_MONTH_COMPARISONS = 48
 # Columns of the monthly activity table besides the channels.
@@ -258,15 +259,17 @@ def monthly_activity(
     if not parts:
         raise ValueError("monthly_activity: no source table given")
 
-    tagged = [df.withColumn("_src", F.lit(name)) for name, df in parts]
+    # A small integer tag says which source a row came from (compared per row by several aggregates).
+    tagged = [df.withColumn("_src", F.lit(_SOURCE_TAG[name]).cast("tinyint")) for name, df in parts]
     rows = tagged[0]
     for df in tagged[1:]:
         rows = rows.unionByName(df, allowMissingColumns=True)
 
     bucket = F.lit(lookback_start_month - 1)
     month = F.greatest(F.coalesce(F.col("raw_month"), bucket), bucket).alias("month")
-    is_txn, is_stmt = F.col("_src") == "transactions", F.col("_src") == "statements"
-    aggs = [F.min(F.when(F.col("_src") != "customers", F.col("raw_month"))).alias("first_month")]
+    src = F.col("_src")
+    is_txn, is_stmt = src == _SOURCE_TAG["transactions"], src == _SOURCE_TAG["statements"]
+    aggs = [F.min(F.when(src != _SOURCE_TAG["customers"], F.col("raw_month"))).alias("first_month")]
     present = [name for name, _ in parts]
     if "transactions" in present:
         aggs += _transaction_aggregations(is_txn)

@@ -34,6 +34,9 @@ __all__ = [
     "raw_feature_vector",
     "bin_count_columns",
     "column_expr",
+    "imputation_aggregates",
+    "imputation_values",
+    "with_imputed_static",
 ]
 
 PART_COL = "part"
@@ -255,3 +258,90 @@ def bin_count_columns(prefix: str, col: Column, edges: Sequence[float]) -> list[
            for b in range(len(edges) + 1)]
     out.append(F.sum(F.when(missing, 1).otherwise(0)).alias(f"{prefix}__missing"))
     return out
+
+
+def _signed_log1p(c: Column) -> Column:
+    return F.signum(c) * F.log1p(F.abs(c))
+
+
+def imputation_aggregates(spec: FeatureSpec) -> list[Column]:
+    """Aggregates from which :func:`imputation_values` derives a fill value per static column.
+
+    Per column: the non-missing count, the mean, the (population) skewness, the mean of ``sign(x) log1p(|x|)``
+    and, for categoricals, the most frequent code. NaN counts as missing.
+    """
+    out = [F.count(F.lit(1)).alias("__n")]
+    for i, f in enumerate(spec.static):
+        c = F.col(f.name).cast("double")
+        c = F.when(~F.isnan(c), c)
+        out += [F.count(c).alias(f"n{i}"), F.avg(c).alias(f"m{i}"), F.skewness(c).alias(f"s{i}"),
+                F.avg(_signed_log1p(c)).alias(f"l{i}")]
+        if f.kind == "categorical":
+            out.append(F.mode(c).alias(f"c{i}"))
+    return out
+
+
+def imputation_values(row: dict, spec: FeatureSpec, heavy_tail_skew: float) -> dict[str, dict[str, float]]:
+    """Fill values for the static columns that have missing values (from one row of :func:`imputation_aggregates`).
+
+    The value is the one the ResNet-LSTM's input scaling maps a missing input to, so that rows imputed for
+    training and rows left missing at scoring look alike to the network: the mean of the column (of
+    ``sign(x) log1p(|x|)`` mapped back, for columns skewed beyond ``heavy_tail_skew``, which that scaling
+    log-transforms); 0 for a binary column or a column without any value; the most frequent code for a
+    categorical one (the scaling gives a missing categorical an all-zero one-hot block, which no code can
+    reproduce: the nearest is the commonest code).
+
+    Args:
+        row: The aggregate row as a dict.
+        spec: The FeatureSpec.
+        heavy_tail_skew: Skewness above which the scaling log-transforms a column.
+
+    Returns:
+        ``{column: {"value": fill, "missing_share": share}}`` for columns with missing values only.
+    """
+    import math
+
+    total = int(row["__n"] or 0)
+    out: dict[str, dict[str, float]] = {}
+    for i, f in enumerate(spec.static):
+        seen = int(row[f"n{i}"] or 0)
+        if seen == total:
+            continue
+        if seen == 0 or f.kind == "binary":
+            value = 0.0
+        elif f.kind == "categorical":
+            value = float(row[f"c{i}"])
+        else:
+            skew = row[f"s{i}"]
+            if skew is not None and math.isfinite(skew) and abs(skew) > heavy_tail_skew:
+                m = float(row[f"l{i}"])
+                value = math.copysign(math.expm1(abs(m)), m)
+            else:
+                value = float(row[f"m{i}"])
+        out[f.name] = {"value": value, "missing_share": (total - seen) / total if total else 0.0}
+    return out
+
+
+def with_imputed_static(values: dict[str, dict[str, float]]) -> Callable[[DataFrame], DataFrame]:
+    """Replace null/NaN in the given static columns by their fill values (column types kept).
+
+    Args:
+        values: From :func:`imputation_values`.
+
+    Returns:
+        A transform for ``df.transform(...)``.
+    """
+
+    def transform(df: DataFrame) -> DataFrame:
+        types = dict(df.dtypes)
+        out = df
+        for name, entry in values.items():
+            c = F.col(name)
+            missing = c.isNull() | F.isnan(c.cast("double"))
+            fill = F.lit(entry["value"])
+            if types[name] in ("int", "bigint", "smallint", "tinyint"):
+                fill = F.round(fill)
+            out = out.withColumn(name, F.when(missing, fill.cast(types[name])).otherwise(c))
+        return out
+
+    return transform

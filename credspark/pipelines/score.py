@@ -427,15 +427,18 @@ def _not_available(reason: str, **extra: Any) -> dict[str, Any]:
 
 
 def training_distributions(manifest: Mapping[str, Any]) -> dict[str, Any] | None:
-    """The training distributions stored in a bundle manifest, or None.
+    """The training distributions stored in a bundle manifest, in the trainer's order of importance, or None.
 
     Looked up at ``metadata.training_data.distributions`` (where ``save_bundle`` puts the trainer's
-    metadata) and, failing that, ``training_data.distributions``.
+    metadata) and, failing that, ``training_data.distributions``. The manifest is written with sorted keys,
+    so the order comes from ``training_data.distribution_order`` when present (names not listed follow).
     """
     for holder in (manifest.get("metadata") or {}, manifest):
-        dists = (holder.get("training_data") or {}).get("distributions") if isinstance(holder, Mapping) else None
+        data = holder.get("training_data") if isinstance(holder, Mapping) else None
+        dists = data.get("distributions") if isinstance(data, Mapping) else None
         if isinstance(dists, Mapping) and dists:
-            return dict(dists)
+            order = [n for n in (data.get("distribution_order") or []) if n in dists]
+            return {n: dists[n] for n in [*order, *(n for n in dists if n not in order)]}
     return None
 
 

@@ -7,7 +7,8 @@ Steps (each a function below, timed as a stage of the run summary):
    the counts are recorded, and the row-level assignment is written to the ``train_splits`` table.
 3. ``deep``: ACTGAN oversampling of the training part and ResNet-LSTM training with
    ``credspark.pipelines.train_deep`` (launcher, feed, workers and GPU from the ``distributed`` section).
-   Generated rows exist in the training part only.
+   ACTGAN needs finite inputs, so for this step only, missing static values are filled with the value the
+   ResNet-LSTM's scaling gives a missing input at scoring time. Generated rows exist in the training part only.
 4. ``embed``: embeddings of every part on the executors (model loaded once per Python worker).
 5. ``xgb``: focal XGBoost on the embeddings over Spark barrier tasks (:mod:`credspark.distributed.xgb`);
    ``baseline``: a plain XGBoost (``binary:logistic``) on the raw static features (+ flattened sequences)
@@ -56,10 +57,13 @@ from credspark.pipelines._train_data import (
     SplitPlan,
     bin_count_columns,
     column_expr,
+    imputation_aggregates,
+    imputation_values,
     parse_dates,
     plan_split,
     raw_feature_names,
     raw_feature_vector,
+    with_imputed_static,
     with_parts,
 )
 
@@ -195,6 +199,21 @@ def _deep_step(spark: SparkSession, rows: DataFrame, spec: FeatureSpec, cfg: Con
         details={"generated_rows": int(res.n_generated), "timings_s": {k: round(v, 2) for k, v in res.timings.items()},
                  "replica_hashes": {k: r.get("hashes") for k, r in res.runs.items()}},
     )
+
+
+_IMPUTATION_NOTE = (
+    "ACTGAN needs finite inputs: for the deep step (ACTGAN and the ResNet-LSTM's training rows) missing static "
+    "values were filled with the value the ResNet-LSTM's input scaling gives a missing input at scoring time; "
+    "embeddings, XGBoost and the baseline see the values as they are."
+)
+
+
+def _deep_imputation(rows: DataFrame, spec: FeatureSpec) -> dict[str, dict[str, float]]:
+    """Fill values for the static columns with missing values, from the real training rows (one aggregate)."""
+    from credspark.models._preprocess import HEAVY_TAIL_SKEW
+
+    row = rows.where(F.col(PART_COL) == PART_TRAIN).agg(*imputation_aggregates(spec)).first()
+    return imputation_values(row.asDict(), spec, HEAVY_TAIL_SKEW)
 
 
 # ------------------------------------------------------------------------------------------------ xgboost
@@ -498,6 +517,7 @@ class _Outcome:
     top: list[str]
     distributions: dict[str, Any]
     real_vs_generated: dict[str, tuple[np.ndarray, np.ndarray]] | None
+    imputed: dict[str, dict[str, float]]
 
 
 def _publish(o: _Outcome, cfg: Config, summary: RunSummary) -> Any:
@@ -528,6 +548,7 @@ def _publish(o: _Outcome, cfg: Config, summary: RunSummary) -> Any:
         },
         "deep_backend": o.deep.backend,
         "xgb": {"best_iteration": focal.best_iteration_, "num_workers": cfg.xgb.num_workers},
+        "preprocessing": {"deep_step_imputation": o.imputed, "note": _IMPUTATION_NOTE},
     }
     save_bundle(target, spec=o.spec, embedder=o.deep.embedder, classifier=focal, metadata=metadata,
                 use_raw_static=tc.use_raw_static, created_at=summary.started_at)
@@ -554,7 +575,10 @@ def _publish(o: _Outcome, cfg: Config, summary: RunSummary) -> Any:
         importances={f"{MODEL_NAME} (total gain)": _importance(focal.booster_),
                      f"{BASELINE_NAME} (total gain)": _importance(base.booster())},
         real_vs_generated=o.real_vs_generated,
-        notes=[f"deep step: {o.deep.backend}"],
+        notes=[f"deep step: {o.deep.backend}"]
+        + ([f"{_IMPUTATION_NOTE} Imputed: "
+            + ", ".join(f"{k} = {v['value']:.4g} ({v['missing_share']:.1%} missing)" for k, v in o.imputed.items())]
+           if o.imputed else []),
     )
     write_report(target, report)
     summary.details["bundle"] = str(target)
@@ -603,7 +627,9 @@ def train_model(spark: SparkSession, cfg: Config, args: argparse.Namespace, summ
             _check_counts(counts)
             _write_split(spark, cfg, rows, summary.run_id, version)
         with summary.stage("deep"):
-            deep = _deep_step(spark, rows, spec, cfg, str(work_dir))
+            imputed = _deep_imputation(rows, spec)
+            summary.details["deep_imputation"] = imputed
+            deep = _deep_step(spark, rows.transform(with_imputed_static(imputed)), spec, cfg, str(work_dir))
             summary.counts["generated_rows"] = int(deep.details.get("generated_rows", 0))
             summary.details["deep"] = {"backend": deep.backend, **deep.details}
         with summary.stage("embed"):
@@ -630,7 +656,7 @@ def train_model(spark: SparkSession, cfg: Config, args: argparse.Namespace, summ
             real_vs_generated = _real_vs_generated(rows, deep, spec, columns, tc)
         with summary.stage("publish"):
             target = _publish(_Outcome(plan, version, spec, counts, deep, fitted, ev, gate, top, dists,
-                                       real_vs_generated), cfg, summary)
+                                       real_vs_generated, imputed), cfg, summary)
     finally:
         for df in persisted:
             df.unpersist()

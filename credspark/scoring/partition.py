@@ -221,8 +221,8 @@ class ScoringModel:
         self.spec.validate_arrays(static, dynamic, mask)
         X = self._classifier_input(static, dynamic, mask)
         clf = self.bundle.classifier
-        names = list(clf.feature_names) if clf.feature_names is not None else None
-        dm = xgb.DMatrix(X, feature_names=names, nthread=clf.n_jobs)  # one DMatrix for both predictions
+        # The names the booster was trained with (xgboost refuses a DMatrix whose names differ or are missing).
+        dm = xgb.DMatrix(X, feature_names=clf.booster_.feature_names, nthread=clf.n_jobs)  # one for both calls
         margin = clf.booster_.predict(dm, output_margin=True).astype(np.float64)
         phi = clf.booster_.predict(dm, pred_contribs=True, approx_contribs=contribs == "approx")
         # The same expression as FocalXGBClassifier.predict_proba, so in-process and Spark pd agree exactly.

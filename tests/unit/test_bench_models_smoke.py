@@ -92,3 +92,24 @@ def test_set_overrides_parse_literals_and_reject_unknown_sections():
     assert bench.build_config(False)["resnet"] == bench.DEFAULTS["resnet"]
     with pytest.raises(SystemExit):
         bench.build_config(False, ["nosuch.key=1"])
+
+
+def test_resume_runs_only_what_is_missing_and_refuses_other_settings(tmp_path, capsys):
+    bench = _load_module()
+    data = tmp_path / "uci.csv"
+    _write_uci_like_csv(data, n=500)
+    common = ["--quick", "--data", str(data)]
+    assert bench.main([*common, "--seeds", "0", "--variants", "xgb_raw"]) == 0
+    log = tmp_path / "first.log"
+    log.write_text(capsys.readouterr().out)
+    first = json.loads(log.read_text().strip().splitlines()[-1])
+
+    assert bench.main([*common, "--seeds", "0,1", "--variants", "xgb_raw,focal_raw", "--resume", str(log)]) == 0
+    merged = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
+    assert merged["summary"]["xgb_raw"]["seeds"] == [0, 1] and merged["summary"]["focal_raw"]["seeds"] == [0, 1]
+    # seed 0's xgb_raw was reused, not refitted (its timing entry is the earlier one)
+    assert merged["per_seed"]["0"]["timings"]["xgb_raw"] == first["per_seed"]["0"]["timings"]["xgb_raw"]
+    assert merged["per_seed"]["0"]["metrics"]["xgb_raw"] == first["per_seed"]["0"]["metrics"]["xgb_raw"]
+
+    with pytest.raises(SystemExit, match="settings"):
+        bench.main([*common, "--seeds", "0", "--set", "focal.gamma=2.0", "--resume", str(log)])

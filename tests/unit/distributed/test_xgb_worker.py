@@ -158,12 +158,3 @@ def test_partition_code_and_reporting_import_no_pyspark():
     assert out.returncode == 0, out.stderr[-2000:]
     assert out.stdout.strip().splitlines()[-1] == "[]"
 
-
-def test_driver_reports_the_root_cause_not_the_peer():
-    from credspark.distributed.xgb import _root_cause
-
-    text = ("Job aborted\nRuntimeError: xgboost worker task 0 failed (collective error, probably after a peer "
-            "failed): XGBoostError: Ring Allreduce failed\nRuntimeError: xgboost worker task 1 failed: "
-            "ValueError: feature_names must be string\n")
-    assert _root_cause(RuntimeError(text)) == "xgboost worker task 1 failed: ValueError: feature_names must be string"
-    assert _root_cause(RuntimeError("plain failure\nmore")) == "plain failure"

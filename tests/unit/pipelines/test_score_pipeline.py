@@ -301,3 +301,11 @@ def test_build_features_flag_runs_the_feature_pipeline_for_the_score_date(spark,
         S.score_portfolio(spark, world["cfg"], _args(D2, build=True), summary)
     assert seen == [D2.isoformat()]
     assert summary.details["build_features"]["counts"] == {"rows": 1}
+
+
+def test_training_distributions_follow_the_trainers_order():
+    dists = {"a": {"edges": [0], "shares": [1, 1]}, "b": {"edges": [0], "shares": [1, 1]}, "score": {}}
+    manifest = {"metadata": {"training_data": {"distributions": dists, "distribution_order": ["b", "score", "x"]}}}
+    assert list(S.training_distributions(manifest)) == ["b", "score", "a"]
+    assert list(S.training_distributions({"training_data": {"distributions": dists}})) == ["a", "b", "score"]
+    assert S.training_distributions({"metadata": {}}) is None

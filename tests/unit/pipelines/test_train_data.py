@@ -127,3 +127,44 @@ def test_bin_counts_follow_searchsorted_right(spark):
     expected = np.bincount(np.searchsorted(edges, finite, side="right"), minlength=4)
     assert [row[f"x__{b}"] for b in range(4)] == expected.tolist() == [1, 2, 2, 1]
     assert row["x__missing"] == 2
+
+
+@pytest.mark.spark
+def test_deep_step_imputation_matches_what_the_network_sees_for_missing_values(spark):
+    from credspark.models._preprocess import HEAVY_TAIL_SKEW, InputPreprocessor
+    from credspark.pipelines._train_data import imputation_aggregates, imputation_values, with_imputed_static
+
+    spec = FeatureSpec(static=(StaticFeature("normal", "continuous"), StaticFeature("skewed", "continuous"),
+                               StaticFeature("count", "integer"), StaticFeature("code", "categorical", (1, 2, 3)),
+                               StaticFeature("flag", "binary"), StaticFeature("empty", "continuous"),
+                               StaticFeature("full", "continuous")), channels=("c",), T=1)
+    rng = np.random.default_rng(0)
+    n = 400
+    cols = {"normal": rng.normal(5, 2, n), "skewed": rng.lognormal(3, 1.5, n), "count": rng.integers(0, 9, n) * 1.0,
+            "code": rng.choice([1.0, 2.0, 2.0, 3.0], n), "flag": rng.integers(0, 2, n) * 1.0,
+            "empty": np.full(n, np.nan), "full": rng.normal(size=n)}
+    for name in ("normal", "skewed", "count", "code", "flag"):
+        cols[name][rng.random(n) < 0.2] = np.nan
+    rows = [tuple(None if np.isnan(cols[k][i]) else (int(cols[k][i]) if k in ("count", "code", "flag")
+                                                       else float(cols[k][i])) for k in spec.static_names)
+            for i in range(n)]
+    df = spark.createDataFrame(rows, "normal double, skewed double, count int, code int, flag int, empty double, "
+                                     "full double")
+    values = imputation_values(df.agg(*imputation_aggregates(spec)).first().asDict(), spec, HEAVY_TAIL_SKEW)
+    assert set(values) == {"normal", "skewed", "count", "code", "flag", "empty"}  # "full" has nothing missing
+    assert values["normal"]["value"] == pytest.approx(np.nanmean(cols["normal"]))
+    assert values["code"]["value"] == 2.0 and values["flag"]["value"] == 0.0 and values["empty"]["value"] == 0.0
+    assert values["normal"]["missing_share"] == pytest.approx(np.isnan(cols["normal"]).mean())
+    filled = df.transform(with_imputed_static(values))
+    assert dict(filled.dtypes)["count"] == "int" and filled.where(F.col("normal").isNull()).count() == 0
+    # The network's scaling, fitted on the filled training rows, maps a missing value at scoring time to the
+    # same input as the filled value (exactly for linear columns; the skewed column is log-scaled).
+    pdf = filled.toPandas()
+    static = pdf[spec.static_names].to_numpy(dtype=np.float64)
+    pre = InputPreprocessor().fit(spec, static, np.zeros((n, 1, 1)), np.ones((n, 1)))
+    probe = np.array([[values[k]["value"] if k in values else 0.0 for k in spec.static_names],
+                      [np.nan] * 5 + [np.nan, 0.0]])
+    out = pre.transform_static(probe)
+    exact = [0, 1, 6, 7, 8]  # normal, skewed (log-scaled), flag, empty, full; 3..5 = the code's one-hot block
+    np.testing.assert_allclose(out[0, exact], out[1, exact], atol=1e-5)
+    assert abs(out[0, 2] - out[1, 2]) < 0.05  # the integer column's fill is rounded to an integer
