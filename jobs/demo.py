@@ -8,9 +8,9 @@ from __future__ import annotations
 import argparse
 import sys
 
-from jobs import build_features, generate_portfolio, score_portfolio, train
 from credspark.pipelines._runner import run_job
 from credspark.pipelines.demo import DEMO_SETTINGS, demo_argv, print_demo_summary
+from jobs import build_features, generate_portfolio, score_portfolio, train
 
 # Each step is the job's own library function and parser, so the demo runs exactly what spark-submit would.
 STEPS = {

@@ -42,7 +42,9 @@ def stack_array_column(values: pd.Series, width: int, dtype: type = np.float32, 
         raise SpecMismatchError(f"column {name!r}: null arrays are not allowed")
     flat = np.concatenate(items).astype(dtype, copy=False)
     if flat.size != n * width:
-        raise SpecMismatchError(f"column {name!r}: expected arrays of length {width}, got {flat.size / n:.2f} on average")
+        raise SpecMismatchError(
+            f"column {name!r}: expected arrays of length {width}, got {flat.size / n:.2f} on average"
+        )
     return flat.reshape(n, width)
 
 
