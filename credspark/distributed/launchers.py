@@ -142,6 +142,7 @@ def _torch_worker_entry(payload: bytes, use_gpu: bool, timeout_s: float, error_d
 
     rank = int(os.environ.get("RANK", "-1"))
     _worker_logging()
+    _exit_without_native_teardown()
     try:
         train_fn, args = cloudpickle.loads(payload)
         ctx = TorchDistContext.from_env(use_gpu=use_gpu, timeout_s=timeout_s)
@@ -153,6 +154,39 @@ def _torch_worker_entry(payload: bytes, use_gpu: bool, timeout_s: float, error_d
         return run_worker(ctx, train_fn, args, error_dir)
     finally:
         ctx.close()
+
+
+def _exit_without_native_teardown() -> None:
+    """Make this torchrun worker process end with ``os._exit`` once Python is done, skipping native teardown.
+
+    Seen here (torch 2.15, gloo): a worker that finished and left its process group cleanly sometimes
+    aborts while the interpreter shuts down ("terminate called without an active exception", SIGABRT).
+    Its torchrun agent then reports the node as failed and never enters the exit barrier, so the agent of
+    every *successful* node waits the full exit-barrier timeout (300 s, not settable from torchrun's
+    command line) before the Spark task can finish: a finished run looked like a hang of five minutes.
+    An ``atexit`` hook runs after TorchDistributor's script has written the chief's output file; it flushes
+    Python's streams and leaves with the status Python would have had (1 after an uncaught exception).
+    """
+    import atexit
+
+    state = {"failed": False}
+    previous_hook = sys.excepthook
+
+    def hook(exc_type: type[BaseException], exc: BaseException, tb: Any) -> None:
+        state["failed"] = True
+        previous_hook(exc_type, exc, tb)
+
+    def leave() -> None:
+        logging.shutdown()
+        for stream in (sys.stdout, sys.stderr):
+            try:
+                stream.flush()
+            except (OSError, ValueError):
+                pass
+        os._exit(1 if state["failed"] else 0)
+
+    sys.excepthook = hook
+    atexit.register(leave)
 
 
 # ------------------------------------------------------------------------------- driver side
@@ -187,6 +221,24 @@ def _as_worker_error(info: dict[str, Any]) -> WorkerError:
     return WorkerError(rank, error_type, str(info.get("message", "")), info.get("traceback", ""), failed_at)
 
 
+def _cluster_snapshot(sc: Any) -> str:
+    """One line on what Spark is doing: live executors and the active stages' task counts (for timeouts)."""
+    try:
+        tracker = sc.statusTracker()
+        stages = []
+        for sid in tracker.getActiveStageIds():
+            info = tracker.getStageInfo(sid)
+            if info is not None:
+                stages.append(
+                    f"stage {sid} '{info.name[:40]}': {info.numActiveTasks} running, {info.numCompletedTasks} done, "
+                    f"{info.numFailedTasks} failed of {info.numTasks}"
+                )
+        managers = sc._jsc.sc().getExecutorMemoryStatus().size()  # the driver's block manager included
+        return f"{managers} block managers alive (driver included); " + ("; ".join(stages) or "no active stage")
+    except Exception as e:  # noqa: BLE001 - diagnostics only
+        return f"status unavailable: {type(e).__name__}"
+
+
 class _Watchdog(threading.Thread):
     """Cancels the run's Spark jobs when a worker records an error or the deadline passes."""
 
@@ -197,6 +249,7 @@ class _Watchdog(threading.Thread):
         self.poll_s = poll_s
         self.done = threading.Event()
         self.reason: str | None = None  # "error" or "timeout" once it cancelled
+        self.snapshot: str | None = None  # what the cluster was doing when the deadline passed
 
     def run(self) -> None:
         while not self.done.wait(self.poll_s):
@@ -206,6 +259,7 @@ class _Watchdog(threading.Thread):
                 self.reason = "error"
             elif time.monotonic() > self.deadline:
                 self.reason = "timeout"
+                self.snapshot = _cluster_snapshot(self.sc)
             else:
                 continue
             self.sc.cancelJobsWithTag(self.tag)
@@ -257,7 +311,9 @@ def _launch_torch_distributor(
         if info is not None:
             raise _as_worker_error(info) from exc
         if watchdog.reason == "timeout":
-            raise TrainingTimeoutError(f"distributed training did not finish within {timeout_s:g} s") from exc
+            raise TrainingTimeoutError(
+                f"distributed training did not finish within {timeout_s:g} s ({watchdog.snapshot or 'no status'})"
+            ) from exc
         raise WorkerError(-1, type(exc).__name__, str(exc)[-4000:]) from exc
     finally:
         watchdog.done.set()

@@ -39,6 +39,7 @@ def main(work_dir: str) -> dict:
     from credspark.io.spark import build_session
     from credspark.models.inputs import arrays_from_frame
     from credspark.pipelines.train_deep import train_deep
+    from tests.cluster.harness import dump_executor_logs
     from tests.fixtures_models import feature_frame, feature_schema, tiny_spec
 
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s", stream=sys.stderr)
@@ -109,6 +110,9 @@ def main(work_dir: str) -> dict:
         _log(f"resume + failure: {out['resume']} {out['failure']}")
         # The session still works after the cancelled barrier stage.
         out["after_failure_count"] = spark.range(10).count()
+    except BaseException:
+        dump_executor_logs(spark)
+        raise
     finally:
         spark.stop()
     out["total_s"] = round(time.perf_counter() - t0, 1)

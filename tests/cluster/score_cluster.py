@@ -120,6 +120,11 @@ def main(work_dir: str) -> dict:
         last = json.loads(summaries[-1].read_text())
         out["injected_reason"] = (last.get("reason") or "")[:300]
         _log(f"injected failure: exit {out['exit_injected']}, partition intact: {out['intact_after_failure']}")
+    except BaseException:
+        from tests.cluster.harness import dump_executor_logs
+
+        dump_executor_logs(spark)
+        raise
     finally:
         spark.stop()
     out["total_s"] = round(time.perf_counter() - t0, 1)

@@ -21,7 +21,6 @@ from __future__ import annotations
 
 import datetime as dt
 import json
-import subprocess
 import sys
 import time
 from pathlib import Path
@@ -48,14 +47,9 @@ def cluster_results(work_dir: Path, timeout_s: int = 1500) -> dict:
     """Run this script once per work folder (cached in-process) and return its JSON findings."""
     key = str(work_dir)
     if key not in _CACHE:
-        work_dir.mkdir(parents=True, exist_ok=True)
-        proc = subprocess.run([sys.executable, str(Path(__file__)), key], capture_output=True, text=True,
-                              timeout=timeout_s, cwd=str(REPO))
-        (work_dir / "stderr.txt").write_text(proc.stderr)
-        lines = proc.stdout.strip().splitlines()
-        if proc.returncode != 0 or not lines:
-            raise RuntimeError(f"{Path(__file__).name} failed ({proc.returncode}); stderr tail:\n{proc.stderr[-4000:]}")
-        _CACHE[key] = json.loads(lines[-1])
+        from tests.cluster.harness import run_script
+
+        _CACHE[key] = run_script(Path(__file__), work_dir, timeout_s)
     return _CACHE[key]
 
 
@@ -234,6 +228,11 @@ def main(work_dir: str) -> dict:
     try:
         out["xgb"] = xgb_checks(spark)
         out["job"] = job_checks(spark, work)
+    except BaseException:
+        from tests.cluster.harness import dump_executor_logs
+
+        dump_executor_logs(spark)
+        raise
     finally:
         spark.stop()
     out["total_s"] = round(time.perf_counter() - t0, 1)

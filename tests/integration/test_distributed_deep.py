@@ -5,12 +5,11 @@ use the suite's ``spark`` fixture.
 
 from __future__ import annotations
 
-import json
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
+
+from tests.cluster.harness import run_script
 
 pytestmark = pytest.mark.cluster
 
@@ -19,13 +18,7 @@ SCRIPT = Path(__file__).resolve().parents[1] / "cluster" / "deep_cluster.py"
 
 @pytest.fixture(scope="module")
 def cluster_run(tmp_path_factory):
-    work = tmp_path_factory.mktemp("deep_cluster")
-    proc = subprocess.run(
-        [sys.executable, str(SCRIPT), str(work)], capture_output=True, text=True, timeout=1500, check=False
-    )
-    lines = [ln for ln in proc.stdout.splitlines() if ln.startswith("{")]
-    assert proc.returncode == 0 and lines, f"deep_cluster failed ({proc.returncode}):\n{proc.stderr[-6000:]}"
-    return json.loads(lines[-1])
+    return run_script(SCRIPT, tmp_path_factory.mktemp("deep_cluster"), timeout_s=1500)
 
 
 def test_both_models_train_on_two_executors_with_identical_replicas(cluster_run):

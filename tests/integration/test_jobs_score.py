@@ -1,8 +1,5 @@
 import datetime as dt
 import json
-import os
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
@@ -12,6 +9,7 @@ from pyspark.sql import functions as F
 from credspark.config import config_from_dict
 from credspark.io.tables import read_table, table_ref
 from jobs import score_portfolio
+from tests.cluster.harness import run_script
 
 REPO = Path(__file__).resolve().parents[2]
 DAY = dt.date(2025, 12, 31)
@@ -55,11 +53,7 @@ def test_score_job_main_exit_codes_and_run_summary(spark, warehouse, capsys):
 
 @pytest.mark.cluster
 def test_score_job_in_local_cluster(tmp_path):
-    env = dict(os.environ, PYTHONPATH=os.pathsep.join(p for p in (str(REPO), os.environ.get("PYTHONPATH")) if p))
-    proc = subprocess.run([sys.executable, str(REPO / "tests" / "cluster" / "score_cluster.py"), str(tmp_path)],
-                          capture_output=True, text=True, timeout=1200, cwd=REPO, env=env)
-    assert proc.returncode == 0, proc.stderr[-4000:]
-    out = json.loads(proc.stdout.strip().splitlines()[-1])
+    out = run_script(REPO / "tests" / "cluster" / "score_cluster.py", tmp_path, timeout_s=1200)
     assert out["executors"] == 2
     assert (out["exit_first"], out["exit_rerun"]) == (0, 0)
     assert out["rows"] == 600 and out["run_ids"] == [1, 1, True]
