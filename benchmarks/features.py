@@ -134,13 +134,31 @@ def ensure_portfolio(workdir: Path, customers: int, months: int, end_month: str)
     shutil.rmtree(wh, ignore_errors=True)
     log(f"generating {customers} customers x {months} months into {wh}")
     t0 = time.perf_counter()
-    argv = ["--customers", str(customers), "--months", str(months), "--end-month", end_month,
-            "--warehouse", str(wh), "--set", "generate.partitions=8"]
+    argv = [
+        "--customers",
+        str(customers),
+        "--months",
+        str(months),
+        "--end-month",
+        end_month,
+        "--warehouse",
+        str(wh),
+        "--set",
+        "generate.partitions=8",
+    ]
     code = run_job("generate_portfolio", generate_portfolio, argv, build_parser())
     if code != 0:
         raise SystemExit(f"generator failed with exit code {code}")
-    marker.write_text(json.dumps({"customers": customers, "months": months, "end_month": end_month,
-                                  "seconds": round(time.perf_counter() - t0, 1)}))
+    marker.write_text(
+        json.dumps(
+            {
+                "customers": customers,
+                "months": months,
+                "end_month": end_month,
+                "seconds": round(time.perf_counter() - t0, 1),
+            }
+        )
+    )
     return wh
 
 
@@ -181,12 +199,19 @@ def feature_build(spark, wh: Path, spark_cfg: dict, as_of: dt.date, results: dic
             frames = build_feature_frames(inputs, [as_of], cfg, observed_through=observed)
             overwrite_partitions(frames.features, table_ref(cfg, "features_bench"), "as_of_date", [as_of])
         log(f"{key} run {i + 1}: {runs[i]['wall_s']} s wall, {runs[i]['cpu_s']} s cpu")
-    r = results[key] = {"wall_s": min(v["wall_s"] for v in runs.values()),
-                        "cpu_s": min(v["cpu_s"] for v in runs.values()),
-                        "peak_rss_mb": max(v["peak_rss_mb"] for v in runs.values()), "runs": repeat}
-    r.update(transactions=n_txn, txn_per_s=round(n_txn / r["wall_s"]),
-             txn_per_cpu_s=round(n_txn / max(r["cpu_s"], 1e-9)), static_columns=frames.spec.n_static,
-             seq_shape=[frames.spec.T, frames.spec.C])
+    r = results[key] = {
+        "wall_s": min(v["wall_s"] for v in runs.values()),
+        "cpu_s": min(v["cpu_s"] for v in runs.values()),
+        "peak_rss_mb": max(v["peak_rss_mb"] for v in runs.values()),
+        "runs": repeat,
+    }
+    r.update(
+        transactions=n_txn,
+        txn_per_s=round(n_txn / r["wall_s"]),
+        txn_per_cpu_s=round(n_txn / max(r["cpu_s"], 1e-9)),
+        static_columns=frames.spec.n_static,
+        seq_shape=[frames.spec.T, frames.spec.C],
+    )
     log(f"{key}: {r['wall_s']} s wall, {r['cpu_s']} s cpu, {r['txn_per_s']:,} txn/s, peak {r['peak_rss_mb']} MB")
     return n_txn
 
@@ -195,11 +220,12 @@ def feature_job(wh: Path, as_of: dt.date, results: dict, key: str) -> None:
     """The whole build_features job (input validation, rejects, features, write, summary)."""
     from credspark.pipelines._runner import run_job
     from credspark.pipelines.features import build_features
-    from jobs.build_features import parser
+    from jobs.build_features import build_parser
 
     with measured(results, key):
-        code = run_job("build_features", build_features, ["--as-of", as_of.isoformat(), "--warehouse", str(wh)],
-                       parser())
+        code = run_job(
+            "build_features", build_features, ["--as-of", as_of.isoformat(), "--warehouse", str(wh)], build_parser()
+        )
     runs = sorted((wh / "_runs").glob("build_features-*.json"), key=lambda p: p.stat().st_mtime)
     summary = json.loads(runs[-1].read_text())
     results[key].update(exit_code=code, stages_s=summary["durations_s"], rows=summary["counts"].get("rows"))
@@ -229,16 +255,26 @@ def spark_core(spark, files: list[str], as_of: dt.date, out: str) -> None:
     aggs = []
     for t in TYPES:
         hit = F.col("txn_type") == t
-        aggs += [F.count(F.when(hit, 1)).cast("double").alias(f"n_{t}"),
-                 F.coalesce(F.sum(F.when(hit, F.col("amount"))), F.lit(0.0)).alias(f"s_{t}")]
-    monthly = (tx.where((F.col("txn_ts") >= F.lit(start)) & (F.col("txn_ts") < F.lit(end)))
-               .groupBy("customer_id", k.alias("k")).agg(*aggs))
+        aggs += [
+            F.count(F.when(hit, 1)).cast("double").alias(f"n_{t}"),
+            F.coalesce(F.sum(F.when(hit, F.col("amount"))), F.lit(0.0)).alias(f"s_{t}"),
+        ]
+    monthly = (
+        tx.where((F.col("txn_ts") >= F.lit(start)) & (F.col("txn_ts") < F.lit(end)))
+        .groupBy("customer_id", k.alias("k"))
+        .agg(*aggs)
+    )
     values = F.array(*[F.col(f"{p}_{t}") for t in TYPES for p in ("n", "s")])
-    per_customer = monthly.groupBy("customer_id").agg(F.map_from_entries(F.collect_list(F.struct("k", values)))
-                                                      .alias("by_k"))
+    per_customer = monthly.groupBy("customer_id").agg(
+        F.map_from_entries(F.collect_list(F.struct("k", values))).alias("by_k")
+    )
     zeros = F.array_repeat(F.lit(0.0), 2 * len(TYPES))
-    seq = F.flatten(F.transform(F.sequence(F.lit(0), F.lit(CORE_MONTHS - 1)),
-                                lambda t: F.coalesce(F.try_element_at(F.col("by_k"), t), zeros)))
+    seq = F.flatten(
+        F.transform(
+            F.sequence(F.lit(0), F.lit(CORE_MONTHS - 1)),
+            lambda t: F.coalesce(F.try_element_at(F.col("by_k"), t), zeros),
+        )
+    )
     per_customer.select("customer_id", seq.alias("seq")).write.mode("overwrite").parquet(out)
 
 
@@ -296,12 +332,27 @@ def duckdb_core(files: list[str], as_of: dt.date, out: str, threads: int, result
     results[key].update(json.loads(stdout.strip().splitlines()[-1]))
 
 
-def checksum(spark, path: str) -> list:
+def compare_cores(spark, spark_out: str, duckdb_out: str) -> dict:
+    """Customer by customer, do the two engines' sequences agree (every value within 1e-6 relative)?"""
     from pyspark.sql import functions as F
 
-    df = spark.read.parquet(path)
-    row = df.agg(F.count(F.lit(1)), F.sum(F.aggregate("seq", F.lit(0.0), lambda a, x: a + x))).first()
-    return [int(row[0]), round(float(row[1]), 2)]
+    a = spark.read.parquet(spark_out).withColumnRenamed("seq", "a")
+    b = spark.read.parquet(duckdb_out).withColumnRenamed("seq", "b")
+    joined = a.join(b, "customer_id", "full_outer")
+
+    def within(z):
+        return F.abs(z["a"] - z["b"]) <= 1e-6 * F.greatest(F.lit(1.0), F.abs(z["b"]))
+
+    close = F.forall(F.arrays_zip("a", "b"), within)
+    row = joined.agg(
+        F.count(F.col("a")).alias("spark_rows"),
+        F.count(F.col("b")).alias("duckdb_rows"),
+        F.count(F.when(F.col("a").isNull() | F.col("b").isNull(), 1)).alias("unmatched_customers"),
+        F.count(
+            F.when(F.col("a").isNotNull() & F.col("b").isNotNull() & ((F.size("a") != F.size("b")) | ~close), 1)
+        ).alias("differing_customers"),
+    ).first()
+    return row.asDict()
 
 
 def sequence_core(spark, wh: Path, spark_cfg: dict, as_of: dt.date, repeat: int, results: dict) -> None:
@@ -312,8 +363,9 @@ def sequence_core(spark, wh: Path, spark_cfg: dict, as_of: dt.date, repeat: int,
     start, end, _ = core_window(as_of)
     from pyspark.sql import functions as F
 
-    n_core = (spark.read.parquet(*files).where((F.col("txn_ts") >= F.lit(start)) & (F.col("txn_ts") < F.lit(end)))
-              .count())
+    n_core = (
+        spark.read.parquet(*files).where((F.col("txn_ts") >= F.lit(start)) & (F.col("txn_ts") < F.lit(end))).count()
+    )
     n_all = spark.read.parquet(*files).count()
     out_dir = wh / "_core"
     out_dir.mkdir(exist_ok=True)
@@ -331,9 +383,12 @@ def sequence_core(spark, wh: Path, spark_cfg: dict, as_of: dt.date, repeat: int,
             log(f"core {engine} run {i + 1}: {r['wall_s']} s wall, {r['cpu_s']} s cpu, peak {r['peak_rss_mb']} MB")
             prev = best.setdefault(engine, dict(r))
             # best wall and best CPU time of the runs; the highest peak memory
-            prev.update(wall_s=min(prev["wall_s"], r["wall_s"]), cpu_s=min(prev["cpu_s"], r["cpu_s"]),
-                        peak_rss_mb=max(prev["peak_rss_mb"], r["peak_rss_mb"]))
-    sums = {e: checksum(spark, str(out_dir / f"{e}.parquet")) for e in ("spark", "duckdb")}
+            prev.update(
+                wall_s=min(prev["wall_s"], r["wall_s"]),
+                cpu_s=min(prev["cpu_s"], r["cpu_s"]),
+                peak_rss_mb=max(prev["peak_rss_mb"], r["peak_rss_mb"]),
+            )
+    comparison = compare_cores(spark, str(out_dir / "spark.parquet"), str(out_dir / "duckdb.parquet"))
     for e in ("spark", "duckdb"):
         best[e]["txn_per_s"] = round(n_all / best[e]["wall_s"])
     results["core"] = {
@@ -345,8 +400,8 @@ def sequence_core(spark, wh: Path, spark_cfg: dict, as_of: dt.date, repeat: int,
         # speed of Spark relative to DuckDB (1.0 = as fast, 0.5 = half as fast), by wall time and by CPU time
         "spark_vs_duckdb_speed": round(best["duckdb"]["wall_s"] / best["spark"]["wall_s"], 3),
         "spark_vs_duckdb_cpu_efficiency": round(best["duckdb"]["cpu_s"] / best["spark"]["cpu_s"], 3),
-        "same_result": sums["spark"] == sums["duckdb"],
-        "checksum": sums,
+        "same_result": comparison["unmatched_customers"] == 0 and comparison["differing_customers"] == 0,
+        "comparison": comparison,
     }
 
 
@@ -388,9 +443,17 @@ def main(argv=None) -> dict:
     spark = build_session(SparkConfig(**spark_cfg), "bench-features", str(workdir))
     spark.range(1000).selectExpr("sum(id)").collect()  # JVM warm-up outside every timing
 
-    results: dict = {"machine": {"cpus": psutil.cpu_count(), "load_avg_1m_start": round(os.getloadavg()[0], 2),
-                                 "spark_master": spark.sparkContext.master, "driver_memory": args.driver_memory},
-                     "as_of": as_of.isoformat(), "customers": args.customers, "months": args.months}
+    results: dict = {
+        "machine": {
+            "cpus": psutil.cpu_count(),
+            "load_avg_1m_start": round(os.getloadavg()[0], 2),
+            "spark_master": spark.sparkContext.master,
+            "driver_memory": args.driver_memory,
+        },
+        "as_of": as_of.isoformat(),
+        "customers": args.customers,
+        "months": args.months,
+    }
     wh = ensure_portfolio(workdir, args.customers, args.months, args.end_month)
     n_txn = feature_build(spark, wh, spark_cfg, as_of, results, "feature_build", args.repeat)
     results["transactions"] = n_txn

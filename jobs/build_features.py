@@ -7,6 +7,7 @@ python jobs/build_features.py --as-of 2005-09-30 --set features.T=6 --set featur
 
 from __future__ import annotations
 
+import argparse
 import sys
 
 from credspark.config import common_parser
@@ -14,7 +15,7 @@ from credspark.pipelines._runner import run_job
 from credspark.pipelines.features import build_features
 
 
-def parser():
+def build_parser() -> argparse.ArgumentParser:
     p = common_parser("build_features", description=__doc__.splitlines()[0])
     p.add_argument("--as-of", dest="as_of", metavar="DATE", help="one as-of date (a month end)")
     p.add_argument("--from", dest="date_from", metavar="DATE", help="first as-of date of a backfill")
@@ -24,7 +25,7 @@ def parser():
 
 
 def main(argv=None):
-    sys.exit(run_job("build_features", build_features, argv, parser()))
+    sys.exit(run_job("build_features", build_features, argv, build_parser()))
 
 
 if __name__ == "__main__":

@@ -15,9 +15,9 @@ from jobs import build_features, generate_portfolio, score_portfolio, train
 # Each step is the job's own library function and parser, so the demo runs exactly what spark-submit would.
 STEPS = {
     "generate_portfolio": (generate_portfolio.generate_portfolio, generate_portfolio.build_parser),
-    "build_features": (build_features.build_features, build_features.parser),
-    "train": (train.train_model, train.parser),
-    "score_portfolio": (score_portfolio.score_portfolio, score_portfolio.parser),
+    "build_features": (build_features.build_features, build_features.build_parser),
+    "train": (train.train_model, train.build_parser),
+    "score_portfolio": (score_portfolio.score_portfolio, score_portfolio.build_parser),
 }
 
 

@@ -9,6 +9,7 @@ refused input (features partition, bundle), 1 anything else.
 
 from __future__ import annotations
 
+import argparse
 import sys
 
 from credspark.config import common_parser
@@ -16,7 +17,7 @@ from credspark.pipelines._runner import run_job
 from credspark.pipelines.score import score_portfolio
 
 
-def parser():
+def build_parser() -> argparse.ArgumentParser:
     p = common_parser("score_portfolio", description=__doc__.splitlines()[0])
     p.add_argument("--score-date", dest="score_date", required=True, metavar="DATE",
                    help="as-of date of the features to score (YYYY-MM-DD)")
@@ -28,7 +29,7 @@ def parser():
 
 
 def main(argv=None):
-    sys.exit(run_job("score_portfolio", score_portfolio, argv, parser()))
+    sys.exit(run_job("score_portfolio", score_portfolio, argv, build_parser()))
 
 
 if __name__ == "__main__":

@@ -10,6 +10,7 @@ credspark/errors.py for the others.
 
 from __future__ import annotations
 
+import argparse
 import sys
 
 from credspark.config import common_parser
@@ -17,7 +18,7 @@ from credspark.pipelines._runner import run_job
 from credspark.pipelines.train import train_model
 
 
-def parser():
+def build_parser() -> argparse.ArgumentParser:
     p = common_parser("train", description=__doc__.splitlines()[0])
     p.add_argument("--as-of", dest="as_of", metavar="D1[,D2,...]", required=True,
                    help="as-of date(s) of the feature rows to train on")
@@ -27,7 +28,7 @@ def parser():
 
 
 def main(argv=None):
-    sys.exit(run_job("train", train_model, argv, parser()))
+    sys.exit(run_job("train", train_model, argv, build_parser()))
 
 
 if __name__ == "__main__":
