@@ -15,7 +15,9 @@ What it does:
    rows/s are given for the scoring + write stage and for the whole body;
 4. (b) in the same process: the same bundle scores the first ``--inprocess-rows`` rows of the same partition
    (as pandas) in one Python thread, with model batches of 10,000 (the issue's definition) and 1,000 (the
-   job's default); the limit is that rate times the cores Spark used;
+   job's default); the limit is that rate times the cores Spark used. The process is tuned as a worker is
+   (``tune_scoring_process``) and embeds as the workers do (the folded network); a third run at batch 1,000
+   uses the eager network instead, and ``pd_folded_vs_eager`` compares the two runs' scores row by row;
 5. peak resident memory per Python worker and of the JVM, and their CPU seconds (sampled every 0.2 s;
    only this process's descendants). Rows per CPU second are also given: on a loaded machine they compare
    Spark with the in-process limit where wall-clock rates cannot.
@@ -29,6 +31,7 @@ import argparse
 import datetime as dt
 import json
 import os
+import resource
 import sys
 import tempfile
 import threading
@@ -182,26 +185,37 @@ class ProcessMonitor:
         self._sample()
 
 
-def inprocess_rate(bundle_dir: Path, spec, pdf, batch: int, threads: int, contribs: str = "approx") -> dict:
-    """Rows/s (wall and per CPU second) of score_frame in this process with ``threads`` torch threads."""
+def inprocess_rate(bundle_dir: Path, spec, pdf, batch: int, threads: int, contribs: str = "approx",
+                   embed: str = "scoring") -> dict:
+    """Rows/s (wall and per CPU second) of score_frame in this process with ``threads`` torch threads.
+
+    ``embed="scoring"`` is what the Spark workers run (the folded network); ``"eager"`` swaps in the
+    bundle's eager ``embed`` (the path before the folding) for comparison in the same process. Both run after
+    :func:`tune_scoring_process`, as a worker does.
+    """
     import torch
 
     from credspark.models.bundle import load_bundle
-    from credspark.scoring.partition import ScoreParams, ScoringModel, score_frame
+    from credspark.scoring.partition import ScoreParams, ScoringModel, score_frame, tune_scoring_process
 
+    tune_scoring_process()
     torch.set_num_threads(threads)
     model = ScoringModel(load_bundle(bundle_dir, expected_spec=spec), xgb_threads=threads)
+    if embed == "eager":
+        model._embed, model._embed_takes_batch = model.bundle.embedder.embed, True
     params = ScoreParams(digest="bench", spec=spec.to_dict(), model_batch_size=batch, reason_contribs=contribs)
     score_frame(pdf.iloc[: min(len(pdf), 2 * batch)], model, params)  # warm-up (allocator, oneDNN kernels)
-    c0, t = time.process_time(), time.perf_counter()
-    score_frame(pdf, model, params)
+    r0, c0, t = resource.getrusage(resource.RUSAGE_SELF).ru_minflt, time.process_time(), time.perf_counter()
+    out = score_frame(pdf, model, params)
     secs, cpu = time.perf_counter() - t, time.process_time() - c0
-    return {"batch": batch, "threads": threads, "contribs": contribs, "rows": len(pdf), "seconds": round(secs, 2),
-            "rows_per_s": round(len(pdf) / secs), "rows_per_cpu_s": round(len(pdf) / cpu)}
+    faults = resource.getrusage(resource.RUSAGE_SELF).ru_minflt - r0
+    return {"batch": batch, "threads": threads, "contribs": contribs, "embed": embed, "rows": len(pdf),
+            "seconds": round(secs, 2), "rows_per_s": round(len(pdf) / secs), "rows_per_cpu_s": round(len(pdf) / cpu),
+            "minor_faults_per_row": round(faults / len(pdf), 2), "_pd": out["pd"].to_numpy()}
 
 
 def component_times(bundle_dir: Path, spec, pdf, batch: int, threads: int) -> dict:
-    """Seconds per 10,000 rows of each step at one batch size: arrays, embedding, XGBoost predict, contributions."""
+    """Seconds per 10,000 rows of each step at one batch size: arrays, embedding (eager and as scored), XGBoost."""
     import torch
     import xgboost as xgb
 
@@ -211,23 +225,30 @@ def component_times(bundle_dir: Path, spec, pdf, batch: int, threads: int) -> di
     torch.set_num_threads(threads)
     b = load_bundle(bundle_dir, expected_spec=spec)
     n = len(pdf)
-    out = {"arrays": 0.0, "embed": 0.0, "xgb_predict": 0.0, "xgb_contribs": 0.0}
-    b.embedder.embed(*arrays_from_frame(pdf.iloc[:batch], spec), batch_size=batch)  # warm-up
+    out = {"arrays": 0.0, "embed_eager": 0.0, "embed": 0.0, "xgb_predict": 0.0, "xgb_contribs_approx": 0.0,
+           "xgb_contribs": 0.0}
+    folded = b.embedder.inference_embedder()  # what scoring runs
+    for f in (b.embedder.embed, folded):  # warm-up
+        f(*arrays_from_frame(pdf.iloc[:batch], spec), batch_size=batch)
     for start in range(0, n, batch):
         chunk = pdf.iloc[start : start + batch]
-        t0 = time.perf_counter()
+        t = [time.perf_counter()]
         s, d, m = arrays_from_frame(chunk, spec)
-        t1 = time.perf_counter()
-        e = b.embedder.embed(s, d, m, batch_size=len(chunk))
-        t2 = time.perf_counter()
+        t.append(time.perf_counter())
+        b.embedder.embed(s, d, m, batch_size=len(chunk))
+        t.append(time.perf_counter())
+        e = folded(s, d, m, batch_size=len(chunk))
+        t.append(time.perf_counter())
         dm = xgb.DMatrix(e, nthread=threads, feature_names=b.feature_names)
         b.classifier.booster_.set_param({"nthread": threads})
         b.classifier.booster_.predict(dm, output_margin=True)
-        t3 = time.perf_counter()
+        t.append(time.perf_counter())
+        b.classifier.booster_.predict(dm, pred_contribs=True, approx_contribs=True)
+        t.append(time.perf_counter())
         b.classifier.booster_.predict(dm, pred_contribs=True)
-        t4 = time.perf_counter()
-        for k, v in zip(out, (t1 - t0, t2 - t1, t3 - t2, t4 - t3)):
-            out[k] += v
+        t.append(time.perf_counter())
+        for k, t0, t1 in zip(out, t, t[1:]):
+            out[k] += t1 - t0
     scale = 10_000 / n
     return {"batch": batch, "threads": threads, **{f"{k}_s_per_10k": round(v * scale, 3) for k, v in out.items()},
             "activation_mb_per_conv_map": round(batch * 128 * b.embedder.preprocessor_.n_static_out_ * 4 / 2**20, 1)}
@@ -244,6 +265,7 @@ def main(argv: list[str] | None = None) -> dict:
     p.add_argument("--skip-components", action="store_true", help="skip the per-step timing study")
     args = p.parse_args(argv)
 
+    import numpy as np
     from pyspark.sql import functions as F
 
     from credspark.config import config_from_dict
@@ -301,11 +323,18 @@ def main(argv: list[str] | None = None) -> dict:
     features = read_table(spark, table_ref(cfg, cfg.tables.features)).where(F.col("as_of_date") == F.lit(DAY))
     pdf = features.orderBy("customer_id").limit(n_in).toPandas()
     spark.stop()
-    runs = [inprocess_rate(bundle_dir, spec, pdf, 10_000, 1), inprocess_rate(bundle_dir, spec, pdf, 1_000, 1)]
+    runs = [inprocess_rate(bundle_dir, spec, pdf, 10_000, 1), inprocess_rate(bundle_dir, spec, pdf, 1_000, 1),
+            inprocess_rate(bundle_dir, spec, pdf, 1_000, 1, embed="eager")]
     if not args.skip_components:
         runs.append(inprocess_rate(bundle_dir, spec, pdf, 10_000, args.cores))
         runs.append(inprocess_rate(bundle_dir, spec, pdf, 1_000, args.cores))
         runs.append(inprocess_rate(bundle_dir, spec, pdf, 1_000, 1, contribs="exact"))
+    # Scores of the folded network (what the workers run) against the eager one, same rows.
+    gap = np.abs(runs[1]["_pd"] - runs[2]["_pd"])
+    result["pd_folded_vs_eager"] = {"rows": int(gap.size), "max_abs_diff": float(gap.max()),
+                                    "rows_over_1e-6": int((gap > 1e-6).sum())}
+    for r in runs:
+        del r["_pd"]
     result["inprocess"] = runs
     if not args.skip_components:
         sample = pdf.iloc[: min(len(pdf), 40_000)]
@@ -320,7 +349,8 @@ def main(argv: list[str] | None = None) -> dict:
     result["ratio_spark_to_limit_batch1k"] = round(spark_rate / limit_1k, 3)
     result["target_ratio_0_8_met"] = spark_rate >= 0.8 * limit_10k
     # Load-independent view: model CPU per row in Spark's workers vs in this process (same batch size).
-    same = next(r for r in runs if r["batch"] == cfg.score.model_batch_size and r["threads"] == 1)
+    same = next(r for r in runs
+                if r["batch"] == cfg.score.model_batch_size and r["threads"] == 1 and r["embed"] == "scoring")
     result["cpu_efficiency_workers_vs_inprocess"] = round(result["spark"]["rows_per_worker_cpu_s"]
                                                           / same["rows_per_cpu_s"], 3)
     result["seconds_per_million"] = round(1e6 / result["spark"]["rows_per_s_end_to_end"], 1)

@@ -16,6 +16,7 @@ from credspark.scoring.partition import (
     output_columns,
     read_bundle_files,
     score_frame,
+    tune_scoring_process,
 )
 from credspark.scoring.reasons import ReasonMap, build_reason_map, reason_groups, top_reasons
 from credspark.scoring.scorecard import ScorecardScale, points_from_pd, risk_bands
@@ -42,5 +43,6 @@ __all__ = [
     "risk_bands",
     "score_frame",
     "top_reasons",
+    "tune_scoring_process",
     "worst_level",
 ]

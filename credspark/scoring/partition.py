@@ -12,17 +12,24 @@ unpickles a new object.)
 Inside a task, each Arrow batch is cut into model batches (``model_batch_size`` rows) that go through the
 ResNet-LSTM embedding and the focal XGBoost; array columns become arrays with
 :func:`credspark.models.inputs.arrays_from_frame` (no per-row Python loop).
+
+Cheaper arithmetic, same scores (docs/scoring.md, Performance): the embedding runs through the embedder's
+``inference_embedder()`` when it has one (the ResNet-LSTM's batch norms folded into its convolutions, built in
+memory from the verified weights and checked against the eager network); and :func:`tune_scoring_process`
+keeps the worker's heap resident (glibc) and numpy's BLAS on one thread.
 """
 
 from __future__ import annotations
 
+import ctypes
 import hashlib
 import inspect
 import json
+import logging
 import shutil
 import tempfile
 from collections import OrderedDict
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
 from typing import Any, Protocol
@@ -49,6 +56,7 @@ __all__ = [
     "load_bundle_from_files",
     "cached_model",
     "clear_model_cache",
+    "tune_scoring_process",
     "score_frame",
     "output_columns",
 ]
@@ -56,9 +64,22 @@ __all__ = [
 #: ``{relative path: bytes}`` of every file of a bundle, manifest included.
 BundleFiles = Mapping[str, bytes]
 
+logger = logging.getLogger(__name__)
+
 #: Models kept per Python worker (a reused worker may see a new bundle version; old ones are evicted).
 _CACHE_SIZE = 2
 _MODELS: OrderedDict[str, ScoringModel] = OrderedDict()
+#: What :func:`tune_scoring_process` did in this process (None: not called yet).
+_PROCESS_TUNING: dict[str, Any] | None = None
+
+# glibc mallopt parameters (malloc.h).
+_M_TRIM_THRESHOLD = -1
+_M_MMAP_THRESHOLD = -3
+#: Largest M_MMAP_THRESHOLD glibc accepts on 64-bit (HEAP_MAX_SIZE / 2); a 1,000-row model batch's largest
+#: activation map (1,000 x 128 filters x 48 positions x 4 B = 24.6 MB) stays below it.
+_MMAP_THRESHOLD = 32 * 2**20
+#: Free heap kept instead of being returned to the kernel (the worker's working set is a few hundred MB).
+_TRIM_THRESHOLD = 2**30
 
 
 class InjectedFailureError(RuntimeError):
@@ -93,20 +114,35 @@ def read_bundle_files(directory: str | Path) -> dict[str, bytes]:
         BundleError: Missing manifest, unreadable manifest, a listed file missing or an unsafe file name.
     """
     root = Path(directory)
+    manifest = root / MANIFEST_FILE
+    # These bytes are verified only afterwards, from a private copy where links are gone: so, as load_bundle
+    # does in place, never follow a link out of the bundle (its target's hash could be in the manifest) and
+    # never open a FIFO or device (reading one can block the job forever).
+    if manifest.is_symlink() or not manifest.is_file():
+        raise BundleError(f"{manifest}: missing or not a regular file")
     try:
-        raw = (root / MANIFEST_FILE).read_bytes()
+        raw = manifest.read_bytes()
         listed = json.loads(raw)["files"]
     except (OSError, ValueError, KeyError, TypeError) as e:
-        raise BundleError(f"{root / MANIFEST_FILE}: cannot read the manifest's file list ({e})") from e
+        raise BundleError(f"{manifest}: cannot read the manifest's file list ({e})") from e
     if not isinstance(listed, dict):
-        raise BundleError(f"{root / MANIFEST_FILE}: field 'files' must be an object")
+        raise BundleError(f"{manifest}: field 'files' must be an object")
     files = {MANIFEST_FILE: raw}
+    root_real = root.resolve()
     for name in listed:
-        rel = _safe_relpath(name)
+        path = root / _safe_relpath(name)
         try:
-            files[name] = (root / rel).read_bytes()
+            real = path.resolve(strict=True)
+        except (OSError, RuntimeError) as e:
+            raise BundleError(f"{path}: listed in the manifest but missing ({e})") from e
+        if not real.is_relative_to(root_real):
+            raise BundleError(f"{path}: resolves to {real}, outside the bundle directory")
+        if not real.is_file():
+            raise BundleError(f"{path}: not a regular file")
+        try:
+            files[name] = real.read_bytes()
         except OSError as e:
-            raise BundleError(f"{root / rel}: listed in the manifest but unreadable ({e})") from e
+            raise BundleError(f"{path}: listed in the manifest but unreadable ({e})") from e
     return files
 
 
@@ -190,15 +226,31 @@ class ScoringModel:
             bundle.classifier.booster_.set_param({"nthread": int(xgb_threads)})
         attribution = embedding_attribution(bundle.embedder) if bundle.embedding_dim else None
         self.reason_map: ReasonMap = build_reason_map(bundle.feature_names, bundle.spec, attribution)
-        embed = bundle.embedder.embed
-        self._embed_takes_batch = "batch_size" in inspect.signature(embed).parameters
+        self._embed: Callable[..., np.ndarray] | None = None  # built on first use (the driver never embeds)
+        self._embed_takes_batch = False
+
+    @property
+    def embed(self) -> Callable[..., np.ndarray]:
+        """The embedding function scoring uses: the embedder's ``inference_embedder()`` if it has one, else ``embed``.
+
+        The inference embedder gives the same embeddings as the eager ``embed`` up to float32 rounding
+        (scores within 1e-6; see :meth:`credspark.models.resnet_lstm.ResNetLSTM.inference_embedder`).
+        """
+        if self._embed is None:
+            embedder = self.bundle.embedder
+            make = getattr(embedder, "inference_embedder", None)
+            embed = make() if callable(make) else embedder.embed
+            self._embed_takes_batch = "batch_size" in inspect.signature(embed).parameters
+            self._embed = embed
+        return self._embed
 
     def _classifier_input(self, static: np.ndarray, dynamic: np.ndarray, mask: np.ndarray) -> np.ndarray:
         b = self.bundle
+        embed = self.embed
         if self._embed_takes_batch:  # one forward pass for the whole model batch
-            emb = b.embedder.embed(static, dynamic, mask, batch_size=max(1, static.shape[0]))
+            emb = embed(static, dynamic, mask, batch_size=max(1, static.shape[0]))
         else:
-            emb = b.embedder.embed(static, dynamic, mask)
+            emb = embed(static, dynamic, mask)
         emb = np.asarray(emb, dtype=np.float32)
         if emb.shape != (static.shape[0], b.embedding_dim):
             raise BundleError(f"embedder returned {emb.shape}, expected ({static.shape[0]}, {b.embedding_dim})")
@@ -230,6 +282,57 @@ class ScoringModel:
         return pd_, self.reason_map.scores(phi)
 
 
+def _glibc_mallopt() -> Callable[[int, int], int] | None:
+    """The C library's ``mallopt`` if it is glibc (the parameter numbers here are glibc's), else None."""
+    try:
+        libc = ctypes.CDLL(None)
+    except OSError:
+        return None
+    if getattr(libc, "gnu_get_libc_version", None) is None:
+        return None
+    mallopt = libc.mallopt
+    mallopt.argtypes, mallopt.restype = [ctypes.c_int, ctypes.c_int], ctypes.c_int
+    return mallopt
+
+
+def tune_scoring_process() -> dict[str, Any]:
+    """Settings for a process that scores (a Spark Python worker); the first call applies them, later ones don't.
+
+    - **heap kept resident** (glibc only): a model batch's activation maps are megabytes each. With glibc's
+      adaptive defaults they were served by fresh ``mmap`` or the heap top was returned to the kernel between
+      batches, so every batch faulted its working set in again, zero-filled page by page: 15-45 minor faults
+      per row and 20-40 % of the worker's CPU in the kernel (docs/scoring.md). A fixed mmap threshold of
+      32 MiB and a 1 GiB trim threshold keep that memory in the heap for reuse: the worker's resident memory
+      stays at its peak instead of going up and down.
+    - **numpy's BLAS on one thread**: the only BLAS call in scoring is the small reason-group product; with
+      OpenBLAS's default (one thread per core) the second thread only spins, which cost more CPU than the
+      product itself, and Spark already runs one worker per core.
+
+    Torch and XGBoost threads are set from :class:`ScoreParams` by :func:`cached_model` and
+    :class:`ScoringModel`.
+
+    Returns:
+        What was applied: ``{"malloc": bool, "blas_threads": int | None}``.
+    """
+    global _PROCESS_TUNING
+    if _PROCESS_TUNING is not None:
+        return _PROCESS_TUNING
+    mallopt = _glibc_mallopt()
+    malloc = mallopt is not None and bool(
+        mallopt(_M_MMAP_THRESHOLD, _MMAP_THRESHOLD) and mallopt(_M_TRIM_THRESHOLD, _TRIM_THRESHOLD)
+    )
+    blas: int | None = None
+    try:
+        from threadpoolctl import threadpool_limits
+    except ImportError:  # scikit-learn's dependency; without it BLAS keeps its default threads
+        logger.info("threadpoolctl is not installed: numpy's BLAS keeps its default threads")
+    else:
+        threadpool_limits(limits=1, user_api="blas")  # not a context: stays for the process
+        blas = 1
+    _PROCESS_TUNING = {"malloc": malloc, "blas_threads": blas}
+    return _PROCESS_TUNING
+
+
 def cached_model(params: ScoreParams, files: _HasValue | BundleFiles) -> ScoringModel:
     """The worker's model for ``params.digest``, loading it from ``files`` on the first call only.
 
@@ -241,6 +344,7 @@ def cached_model(params: ScoreParams, files: _HasValue | BundleFiles) -> Scoring
     Returns:
         The cached :class:`ScoringModel`.
     """
+    tune_scoring_process()
     if params.torch_threads is not None:
         import torch
 

@@ -1,4 +1,6 @@
+import copy
 import json
+import logging
 import math
 
 import numpy as np
@@ -7,10 +9,13 @@ import torch
 from torch import nn
 
 from credspark.metrics import roc_auc
+from credspark.models._nn_blocks import ResidualBlock1d
 from credspark.models.resnet_lstm import (
     META_FILE,
+    PROBE_TOLERANCE,
     WEIGHTS_FILE,
     EarlyStopping,
+    FoldedEncoder,
     ResNetLSTM,
     build_module,
     focal_loss,
@@ -299,3 +304,90 @@ def test_wrong_shapes_and_labels_are_rejected(data, fitted):
         ResNetLSTM(spec=SPEC, loss="hinge", **TINY).fit(static, dynamic, mask, y)
     with pytest.raises(RuntimeError):
         ResNetLSTM(spec=SPEC).embed(static, dynamic, mask)
+
+
+# ------------------------------------------------------------------------ folded encoder (scoring path)
+def with_random_batch_norms(module, seed=1):
+    """Running statistics and affine parameters far from the identity, so that folding is exercised."""
+    g = torch.Generator().manual_seed(seed)
+    with torch.no_grad():
+        for bn in (m for m in module.modules() if isinstance(m, nn.BatchNorm1d)):
+            c = bn.num_features
+            bn.running_mean.copy_(torch.randn(c, generator=g))
+            bn.running_var.copy_(torch.rand(c, generator=g) * 2 + 0.1)
+            bn.weight.copy_(torch.randn(c, generator=g))
+            bn.bias.copy_(torch.randn(c, generator=g))
+    return module.eval()
+
+
+@pytest.mark.parametrize(
+    "kw",
+    [
+        dict(n_static=5, embedding_dim=8, filters=(4, 8, 8, 16), lstm_hidden=8),  # projected and identity shortcuts
+        dict(n_static=5, embedding_dim=8, filters=(4, 4), blocks_per_stage=2, lstm_hidden=8,
+             spatial_attention=False, temporal_attention=False),
+        dict(n_static=48),  # the paper-sized library defaults: filters 16/32/64/128, BiLSTM 64, embedding 32
+    ],
+)  # fmt: skip
+def test_folded_encoder_computes_what_the_eager_network_computes(kw):
+    torch.manual_seed(0)
+    module = with_random_batch_norms(build_module(n_channels=C, **kw))
+    g = torch.Generator().manual_seed(3)
+    n = 3 * (T + 1)
+    static = torch.randn(n, kw["n_static"], generator=g)
+    dynamic = torch.randn(n, T, C, generator=g)
+    lens = torch.arange(n) % (T + 1)  # every history length, none included: the packed LSTM path
+    some = torch.arange(T).unsqueeze(0) >= (T - lens).unsqueeze(1)
+    folded = FoldedEncoder(module)
+    with torch.inference_mode():
+        for mask in (some, torch.ones_like(some)):  # and full histories: the unpacked path
+            want = module.encode(static, dynamic, mask)
+            got = folded(static, dynamic, mask)
+            assert got.shape == want.shape and got.dtype == torch.float32
+            torch.testing.assert_close(got, want, rtol=1e-5, atol=1e-5)
+        # The batch norms matter here (folding them wrongly would show): without them the network differs.
+        plain = copy.deepcopy(module)
+        for m in plain.modules():
+            if isinstance(m, nn.BatchNorm1d):
+                m.reset_running_stats()
+                m.reset_parameters()
+        assert (plain.encode(static, dynamic, some) - module.encode(static, dynamic, some)).abs().max() > 1e-2
+
+
+def test_inference_embedder_gives_the_embeddings_of_embed(fitted, data):
+    static, dynamic, mask, _ = data
+    embed = fitted.inference_embedder()
+    assert embed != fitted.embed  # the folded network, not a fallback
+    want = fitted.embed(static, dynamic, mask)
+    for batch in (64, 1000):
+        np.testing.assert_allclose(embed(static, dynamic, mask, batch_size=batch), want, rtol=1e-5, atol=1e-6)
+    assert embed(static[:0], dynamic[:0], mask[:0]).shape == (0, 8)
+
+
+def test_the_probe_check_tells_a_different_network_apart(fitted):
+    module = fitted.module_
+    n_static = fitted.module_kwargs_["n_static"]
+    assert FoldedEncoder(module).gap_to(module, n_static=n_static, T=T) < 1e-6
+    other = with_random_batch_norms(copy.deepcopy(module), seed=5)
+    assert FoldedEncoder(other).gap_to(module, n_static=n_static, T=T) > PROBE_TOLERANCE
+
+
+class DoubledBlock(ResidualBlock1d):
+    """A block the folded encoder does not know (its forward differs from ResidualBlock1d's)."""
+
+    def forward(self, x):
+        return 2 * super().forward(x)
+
+
+def test_a_network_the_encoder_cannot_fold_is_scored_eagerly(fitted, data, caplog):
+    model = copy.deepcopy(fitted)
+    first = model.module_.resnet[0]
+    doubled = DoubledBlock(first.conv1.in_channels, first.conv1.out_channels)
+    doubled.load_state_dict(first.state_dict())
+    model.module_.resnet[0] = doubled.eval()
+    with caplog.at_level(logging.WARNING, logger="credspark.models.resnet_lstm"):
+        embed = model.inference_embedder()
+    assert embed == model.embed
+    assert "eager network" in caplog.text and "DoubledBlock" in caplog.text
+    static, dynamic, mask, _ = data
+    assert not np.allclose(embed(static, dynamic, mask), fitted.embed(static, dynamic, mask))

@@ -1,3 +1,4 @@
+import ctypes
 import hashlib
 import json
 import subprocess
@@ -89,6 +90,55 @@ def test_scores_equal_the_bundle_predictions_and_follow_the_scorecard(bundles, r
     if kind == "raw":
         assert model.reason_map.method == "raw+attribution"
         assert set(out["reason_1"].dropna()) <= set(groups)
+
+
+def test_scoring_embeds_through_the_folded_network_with_the_eager_results(bundles, rows):
+    model = P.ScoringModel(P.load_bundle_from_files(P.read_bundle_files(bundles["emb"]), expected_spec=SPEC))
+    embedder = model.bundle.embedder
+    assert model.embed != embedder.embed  # ResNetLSTM.inference_embedder, not the eager embed
+    static, dynamic, mask = arrays_from_frame(rows, SPEC)
+    folded = model.embed(static, dynamic, mask, batch_size=1000)
+    np.testing.assert_allclose(folded, embedder.embed(static, dynamic, mask), rtol=1e-5, atol=1e-6)
+    pd_, _ = model.score_arrays(static, dynamic, mask)
+    assert np.abs(pd_ - model.bundle.predict_proba(static, dynamic, mask)).max() < 1e-6
+
+
+def test_tuning_a_scoring_process_keeps_its_heap_and_puts_blas_on_one_thread():
+    # A fresh process: glibc's adaptive defaults serve a 24 MB block by mmap and give it back on free; once
+    # tuned, the heap serves it and keeps it for the next batch. mallinfo2 tells which.
+    code = """
+import ctypes, json
+from threadpoolctl import threadpool_info
+from credspark.scoring.partition import tune_scoring_process
+class Info(ctypes.Structure):
+    _fields_ = [(n, ctypes.c_size_t) for n in ("arena", "ordblks", "smblks", "hblks", "hblkhd", "usmblks",
+                                               "fsmblks", "uordblks", "fordblks", "keepcost")]
+libc = ctypes.CDLL(None)
+libc.mallinfo2.restype, libc.malloc.restype = Info, ctypes.c_void_p
+libc.malloc.argtypes, libc.free.argtypes = [ctypes.c_size_t], [ctypes.c_void_p]
+def block(size):
+    before = libc.mallinfo2()
+    p = libc.malloc(size)
+    during = libc.mallinfo2()
+    libc.free(p)
+    after = libc.mallinfo2()
+    return {"mmapped": during.hblkhd - before.hblkhd, "heap_kept": after.arena - before.arena}
+untuned = block(24 << 20)
+tuning = tune_scoring_process()
+print(json.dumps({"untuned": untuned, "tuned": block(24 << 20), "tuning": tuning, "again": tune_scoring_process(),
+                  "blas": sorted({i["num_threads"] for i in threadpool_info() if i["user_api"] == "blas"})}))
+"""
+    if not hasattr(ctypes.CDLL(None), "mallinfo2"):
+        pytest.skip("needs glibc >= 2.33 (mallinfo2)")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300,
+                         cwd=Path(__file__).resolve().parents[3])
+    assert out.returncode == 0, out.stderr[-2000:]
+    got = json.loads(out.stdout.strip().splitlines()[-1])
+    mb = 2**20
+    assert got["untuned"]["mmapped"] >= 24 * mb  # the defaults this replaces
+    assert got["tuning"] == got["again"] == {"malloc": True, "blas_threads": 1}
+    assert got["tuned"]["mmapped"] == 0 and got["tuned"]["heap_kept"] >= 20 * mb  # (less what was free on top)
+    assert got["blas"] == [1]
 
 
 def test_approximate_contributions_keep_pd_and_mostly_agree_on_the_first_reason(bundles, rows):
