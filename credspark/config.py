@@ -13,6 +13,7 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import os
+import re
 import types
 import typing
 from dataclasses import dataclass, field
@@ -44,6 +45,16 @@ __all__ = [
     "default_conf_dir",
     "render_reference",
 ]
+
+
+_IDENTIFIER = re.compile(r"^[A-Za-z_][A-Za-z0-9_]{0,127}$")
+
+
+def _check_identifier(key: str, value: str) -> None:
+    """Table and database names become paths and SQL identifiers: letters, digits and underscores only."""
+    if not _IDENTIFIER.match(value):
+        raise ConfigError(f"config key '{key}': {value!r} must match {_IDENTIFIER.pattern} "
+                          "(letters, digits, underscore)")
 
 
 def _f(default: Any, doc: str) -> Any:
@@ -87,6 +98,10 @@ class WarehouseConfig:
         "Metastore database for managed tables on a cluster; null = path-based Delta tables under path.",
     )
 
+    def __post_init__(self) -> None:
+        if self.database is not None:
+            _check_identifier("warehouse.database", self.database)
+
 
 @dataclass(frozen=True)
 class TablesConfig:
@@ -103,6 +118,13 @@ class TablesConfig:
         "train_splits", "Row-level train/valid/test assignment of every training run, partitioned by run_id."
     )
     runs: str = _f("_runs", "Folder (under the warehouse) of JSON run summaries.")
+
+    def __post_init__(self) -> None:
+        # Checked when the config is built, so a bad name stops a job before it reads or writes anything
+        # (a scoring run would otherwise commit its scores and only then refuse tables.score_runs);
+        # credspark.io.tables checks again where a name becomes a path or SQL.
+        for f in dataclasses.fields(self):
+            _check_identifier(f"tables.{f.name}", getattr(self, f.name))
 
 
 @dataclass(frozen=True)
@@ -463,7 +485,10 @@ def apply_override(data: dict[str, Any], assignment: str) -> dict[str, Any]:
         raise ConfigError(f"--set {assignment!r}: expected key=value")
     key, raw = assignment.split("=", 1)
     parts = key.strip().split(".")
-    value = yaml.safe_load(raw) if raw.strip() else ""
+    try:
+        value = yaml.safe_load(raw) if raw.strip() else ""
+    except yaml.YAMLError as e:  # e.g. a !!python/... tag: refused by safe_load, reported as a config error
+        raise ConfigError(f"--set {assignment!r}: the value is not valid YAML ({str(e).splitlines()[0]})") from e
     # Free-form dict fields (spark.conf) take the rest of the dotted key as one key.
     if len(parts) > 2 and parts[0] == "spark" and parts[1] == "conf":
         parts = ["spark", "conf", ".".join(parts[2:])]

@@ -213,7 +213,7 @@ def run(
     import horovod.spark
     from pyspark import SparkContext
 
-    from credspark.distributed.launchers import TrainingTimeoutError, WorkerError, _as_worker_error, _first_error
+    from credspark.distributed.launchers import TrainingTimeoutError, WorkerError, _worker_error
 
     sc = SparkContext._active_spark_context
     if sc is None:
@@ -237,9 +237,9 @@ def run(
         )
     except Exception as exc:
         deadline.done.set()
-        info = _first_error(error_dir)
-        if info is not None:
-            raise _as_worker_error(info) from exc
+        recorded = _worker_error(error_dir, int(num_workers))
+        if recorded is not None:
+            raise recorded from exc
         if deadline.fired:
             raise TrainingTimeoutError(f"Horovod training did not finish within {timeout_s:g} s") from exc
         raise WorkerError(-1, type(exc).__name__, str(exc)[-4000:]) from exc

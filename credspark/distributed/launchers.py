@@ -221,6 +221,42 @@ def _as_worker_error(info: dict[str, Any]) -> WorkerError:
     return WorkerError(rank, error_type, str(info.get("message", "")), info.get("traceback", ""), failed_at)
 
 
+#: What a collective says when a peer's process went away: the symptom on the survivors, not the cause.
+_PEER_LOST = ("Connection reset by peer", "Connection closed by peer", "Broken pipe")
+
+
+def _worker_error(error_dir: str, num_workers: int) -> WorkerError | None:
+    """The run's WorkerError from the recorded errors, naming a rank that died without recording one.
+
+    A worker process that is killed (the out-of-memory killer, a SIGKILL) or crashes in native code records
+    nothing; its peers then fail in their next collective with a lost connection, which is all the error
+    folder holds. Reporting that as the cause would point at the wrong rank, so when the first recorded
+    error is a lost connection and some rank recorded no error, the error names that rank instead.
+    """
+    info = _first_error(error_dir)
+    if info is None:
+        return None
+    err = _as_worker_error(info)
+    if not any(t in err.message for t in _PEER_LOST):
+        return err
+    recorded = set()
+    for p in Path(error_dir).glob("rank-*.json"):
+        try:
+            recorded.add(int(p.stem.split("-", 1)[1]))
+        except ValueError:
+            continue
+    silent = sorted(set(range(num_workers)) - recorded)
+    if not silent:
+        return err
+    names = ", ".join(map(str, silent))
+    return WorkerError(
+        silent[0] if len(silent) == 1 else -1, "WorkerDied",
+        f"rank {names} ended without raising an error (its process was killed, e.g. by the out-of-memory "
+        f"killer, or crashed); rank {err.rank} then lost its connection: {err.error_type}: {err.message}",
+        err.worker_traceback, err.failed_at,
+    )  # fmt: skip
+
+
 def _cluster_snapshot(sc: Any) -> str:
     """One line on what Spark is doing: live executors and the active stages' task counts (for timeouts)."""
     try:
@@ -307,7 +343,10 @@ def _launch_torch_distributor(
     except Exception as exc:
         watchdog.done.set()
         watchdog.join()
-        info = _first_error(error_dir) or _error_from_text(str(exc))
+        recorded = _worker_error(error_dir, num_workers)
+        if recorded is not None:
+            raise recorded from exc
+        info = _error_from_text(str(exc))
         if info is not None:
             raise _as_worker_error(info) from exc
         if watchdog.reason == "timeout":

@@ -148,7 +148,9 @@ def _sql_literal(value: object) -> str:
         return str(value)
     if any(ord(c) < 32 for c in value):
         raise ConfigError(f"partition value {value!r} contains control characters")
-    return "'" + value.replace("\\", "\\\\").replace("'", "\\'") + "'"
+    # '$' as a unicode escape: Spark substitutes ${name} in SQL text with config values before parsing
+    # (spark.sql.variable.substitute), which would silently change the value (and could leak a setting).
+    return "'" + value.replace("\\", "\\\\").replace("'", "\\'").replace("$", "\\u0024") + "'"
 
 
 def overwrite_partitions(

@@ -14,7 +14,7 @@ from credspark.errors import EXIT_FAILED, EXIT_OK, CredsparkError
 from credspark.io.runs import RunSummary, new_run_id, write_summary
 from credspark.io.tables import safe_child
 
-__all__ = ["run_job", "JobBody"]
+__all__ = ["run_job", "JobBody", "failure_reason"]
 
 log = logging.getLogger("credspark")
 
@@ -26,6 +26,25 @@ def _setup_logging() -> None:
     if not logging.getLogger().handlers:
         logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s",
                             stream=sys.stderr)
+
+
+def failure_reason(exc: BaseException) -> str:
+    """One line saying why: ``Type: first line``, and for an error from the JVM what it was and its root cause.
+
+    A Py4JJavaError's first line is only "An error occurred while calling o123.save."; what failed (the Java
+    exception's message) is on the next line and why (e.g. "No space left on device", "Permission denied")
+    in the last top-level "Caused by:" line (indented ones belong to suppressed exceptions).
+    """
+    text = str(exc).strip()
+    lines = [ln.strip() for ln in text.splitlines() if ln.strip()]
+    reason = f"{type(exc).__name__}: {lines[0] if lines else ''}"
+    causes = [ln[len("Caused by: "):].strip() for ln in text.splitlines() if ln.startswith("Caused by: ")]
+    if type(exc).__name__ == "Py4JJavaError" or causes:
+        what = next((ln.lstrip(":").strip() for ln in lines[1:] if not ln.startswith(("at ", "..."))), "")
+        for part in (what, causes[-1] if causes else ""):
+            if part and part not in reason:
+                reason += f" | {part}"
+    return reason[:2000]
 
 
 def run_job(
@@ -70,7 +89,7 @@ def run_job(
         code, summary.status, summary.reason = e.exit_code, "failed", str(e)
     except Exception as e:  # noqa: BLE001 - every failure must become a one-line reason and a summary
         code, summary.status = EXIT_FAILED, "failed"
-        summary.reason = f"{type(e).__name__}: {str(e).strip().splitlines()[0] if str(e).strip() else ''}"
+        summary.reason = failure_reason(e)
         summary.details["traceback"] = traceback.format_exc()
         log.debug("job %s failed", job, exc_info=True)
     summary.exit_code = code

@@ -1,0 +1,113 @@
+"""A distributed training worker *killed* mid-epoch (not raising: SIGKILL, as the out-of-memory killer does).
+
+tests/cluster/deep_cluster.py proves that a worker that raises fails a TorchDistributor run promptly with its
+error, and that a re-run resumes from the checkpoint. A killed worker records no error and leaves no
+traceback; its peer only sees a lost connection. Here, on the suite's ``local[2]`` session (TorchDistributor
+runs its two torchrun workers as barrier tasks): the run must fail within seconds naming the killed rank,
+and a re-run must resume at the epoch after the last checkpoint, carrying the history over.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import threading
+import time
+from pathlib import Path
+
+import pytest
+
+from credspark.distributed._checkpoint import latest_checkpoint
+from credspark.distributed.feeds import get_feed
+from credspark.distributed.launchers import WorkerError, launch
+from credspark.distributed.train_fns import train_resnet_lstm_worker
+from tests.fixtures_distributed import TINY_RESNET, feature_dataframe, tiny_spec, worker_options
+
+pytestmark = [pytest.mark.spark, pytest.mark.slow]
+
+
+class RankKiller(threading.Thread):
+    """SIGKILLs this process's descendant that runs the training of ``rank`` once ``ready()`` is true."""
+
+    def __init__(self, rank: int, ready, env_key: str = "RANK") -> None:
+        super().__init__(daemon=True)
+        self.rank, self.ready, self.env_key = str(rank), ready, env_key
+        self.stop, self.killed = threading.Event(), None
+
+    def _find(self):
+        import psutil
+
+        for p in psutil.Process(os.getpid()).children(recursive=True):
+            try:
+                cmd, env = " ".join(p.cmdline()), p.environ()
+            except psutil.Error:
+                continue
+            # The training process itself, not the launchers above it (they carry the same variable).
+            if (
+                env.get(self.env_key) == self.rank
+                and "train.py" in cmd
+                and "torch.distributed.run" not in cmd
+                and "torch_run_process_wrapper" not in cmd
+            ):
+                return p
+        return None
+
+    def run(self) -> None:
+        while not self.stop.wait(0.05):
+            try:
+                ready = self.ready()
+            except (OSError, ValueError):  # a checkpoint being written right now
+                ready = False
+            if not ready:
+                continue
+            p = self._find()
+            if p is not None:
+                p.send_signal(signal.SIGKILL)
+                self.killed = {"pid": p.pid, "at": time.time()}
+                return
+
+
+def test_a_torch_distributor_worker_killed_mid_epoch_fails_the_run_naming_it_and_a_rerun_resumes(spark, tmp_path):
+    spec = tiny_spec()
+    feed = get_feed("arrow")(
+        feature_dataframe(spark, spec, 3000, seed=2),
+        spec=spec,
+        work_dir=str(tmp_path),
+        name="train",
+        num_workers=2,
+        seed=7,
+        batch_size=32,
+    )
+    root = tmp_path / "run"
+    opts = worker_options(root, epochs=3, batch_size=32)
+    ckpt_dir = Path(opts.checkpoint_dir)
+    # Epoch 0 checkpointed: rank 1 is then inside epoch 1 (an epoch takes about a second here).
+    killer = RankKiller(1, lambda: latest_checkpoint(ckpt_dir) is not None)
+    killer.start()
+    started = time.monotonic()
+    try:
+        with pytest.raises(WorkerError) as info:
+            launch(
+                train_resnet_lstm_worker,
+                backend="torch_distributor",
+                num_workers=2,
+                timeout_s=300,
+                args=(feed, None, TINY_RESNET, opts),
+            )
+    finally:
+        killer.stop.set()
+    assert killer.killed is not None, "rank 1's training process was never found"
+    err = info.value
+    assert time.time() - killer.killed["at"] < 60, "the run must fail promptly, not wait for the timeout"
+    assert time.monotonic() - started < 240
+    assert (err.rank, err.error_type) == (1, "WorkerDied"), str(err)
+    assert "rank 1 ended without raising" in err.message and "lost its connection" in err.message
+    ckpt = latest_checkpoint(ckpt_dir)
+    assert ckpt.epoch == 0, "the killed epoch must not have been checkpointed"
+
+    # Re-run (on the local launcher: the resume logic is the same training function's) from the checkpoint.
+    res = launch(train_resnet_lstm_worker, backend="local", num_workers=1, args=(feed, None, TINY_RESNET, opts))
+    assert (res["start_epoch"], res["epochs_run"]) == (1, 2)
+    assert res["history"]["train_loss"][0] == pytest.approx(ckpt.extra["history"]["train_loss"][0])
+    assert len(res["history"]["train_loss"]) == 3
+    feed.cleanup()
