@@ -81,6 +81,12 @@ DELINQUENCY_RANGE = (-2, 9)
 MIN_EVENT_DATE = dt.date(1970, 1, 1)
 #: Birth years before this (or after the as-of year) are implausible and mapped to null.
 MIN_BIRTH_YEAR = 1900
+#: Largest magnitude of a money amount the contract accepts. Far above any real balance or transaction, and
+#: small enough that a month's sums, ratios (a bill over a limit of at least MIN_CREDIT_LIMIT) and the float32
+#: sequences stay finite: two 1e308 purchases summed to inf, and a 1e39 bill became inf in float32.
+MAX_AMOUNT = 1e12
+#: Smallest credit limit accepted (currency units): a positive limit like 1e-300 made utilisation infinite.
+MIN_CREDIT_LIMIT = 1.0
 
 CUSTOMERS = T.StructType([
     T.StructField("customer_id", T.LongType(), False),
@@ -290,6 +296,7 @@ def _value_checks(table: str, checks: _Checks) -> None:
         checks.add(c("amount") < 0, "non_negative", "amount", "negative (amounts are >= 0; txn_type has the sign)")
         checks.add(~c("txn_type").isin(*TXN_TYPES), "known_code", "txn_type",
                    f"unknown transaction type (known: {', '.join(TXN_TYPES)})")
+        checks.add(c("amount") > MAX_AMOUNT, "range", "amount", f"above {MAX_AMOUNT:g}")
     elif table == "statements":
         for name in ("credit_limit", "bill_amount", "paid_amount", "min_due"):
             checks.add(_not_finite(c(name)), "finite", name, "NaN or infinite")
@@ -298,6 +305,9 @@ def _value_checks(table: str, checks: _Checks) -> None:
         checks.add(c("min_due") < 0, "non_negative", "min_due", "negative")
         lo, hi = DELINQUENCY_RANGE
         checks.add(~c("delinquency").between(lo, hi), "range", "delinquency", f"outside {lo}..{hi}")
+        checks.add(c("credit_limit") < MIN_CREDIT_LIMIT, "range", "credit_limit", f"below {MIN_CREDIT_LIMIT:g}")
+        for name in ("credit_limit", "bill_amount", "paid_amount", "min_due"):
+            checks.add(F.abs(c(name)) > MAX_AMOUNT, "range", name, f"magnitude above {MAX_AMOUNT:g}")
 
 
 def _mapped(table: str, as_of: dt.date) -> dict[str, tuple[Column, Column]]:
