@@ -51,6 +51,9 @@ def main(work_dir: str) -> dict:
                     conf={"spark.executor.memory": "1g"}),
         "deep-cluster", work_dir,
     )  # fmt: skip
+    from tests.cluster.harness import wait_for_executors
+
+    out["executors"] = wait_for_executors(spark, 2)  # barrier stages need both executors' slots
     out["session_s"] = round(time.perf_counter() - t0, 1)
     _log(f"session up in {out['session_s']} s")
     try:

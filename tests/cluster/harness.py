@@ -61,3 +61,19 @@ def dump_executor_logs(spark, max_lines: int = 60) -> None:
             tail = [f"(unreadable: {e})"]
         print(f"----- executor log {log} (last {len(tail)} readable lines) -----", file=sys.stderr)
         print("\n".join(tail), file=sys.stderr, flush=True)
+
+
+def wait_for_executors(spark, n: int, timeout_s: float = 180.0) -> int:
+    """Wait until ``n`` executors have registered (local-cluster starts them after the session is up).
+
+    Returns the number registered when it returns: ``n``, or fewer if ``timeout_s`` passed first (the caller's
+    assertion then shows how many came up).
+    """
+    import time
+
+    deadline = time.monotonic() + timeout_s
+    while True:
+        registered = spark.sparkContext._jsc.sc().getExecutorMemoryStatus().size() - 1  # minus the driver
+        if registered >= n or time.monotonic() > deadline:
+            return registered
+        time.sleep(0.5)

@@ -67,6 +67,7 @@ def main(work_dir: str) -> dict:
     from credspark.models.bundle import load_bundle
     from credspark.pipelines.score import score_params
     from credspark.scoring.partition import ScoringModel, score_frame
+    from tests.cluster.harness import wait_for_executors
     from tests.fixtures_models import feature_frame, publish_tiny_bundle, tiny_spec, write_feature_partition
 
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s", stream=sys.stderr)
@@ -77,8 +78,10 @@ def main(work_dir: str) -> dict:
     t0 = time.perf_counter()
     spark = build_session(SparkConfig(master=MASTER, shuffle_partitions=4, driver_memory="1g", conf=spark_conf),
                           "score_portfolio", wh)
+    # local-cluster registers its executors after the session is up: under load that took longer than
+    # building the session (seen in CI: 0 executors counted right after build_session).
+    out["executors"] = wait_for_executors(spark, 2)
     out["session_s"] = round(time.perf_counter() - t0, 1)
-    out["executors"] = spark.sparkContext._jsc.sc().getExecutorMemoryStatus().size() - 1  # minus the driver
     _log(f"session up in {out['session_s']} s with {out['executors']} executors")
     try:
         cfg = config_from_dict({"warehouse": {"path": wh}, "score": {"model_name": "m"}})

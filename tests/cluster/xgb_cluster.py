@@ -223,6 +223,9 @@ def main(work_dir: str) -> dict:
     t0 = time.perf_counter()
     spark = build_session(SparkConfig(master=MASTER, shuffle_partitions=4, driver_memory="1g",
                                       conf={"spark.executor.memory": "1g"}), "xgb-cluster", str(work / "warehouse"))
+    from tests.cluster.harness import wait_for_executors
+
+    out["executors"] = wait_for_executors(spark, 2)  # barrier stages need both executors' slots
     out["session_s"] = round(time.perf_counter() - t0, 1)
     _log(f"session up in {out['session_s']} s")
     try:
