@@ -15,7 +15,7 @@ COMPAT_STAMP := $(COMPAT_VENV)/.installed
 COMPAT_JARS_DIR ?= $(HOME)/.cache/credspark/jars/delta-4.0.1
 
 .PHONY: help venv jars demo test test-fast lint bench bench-features bench-models bench-train bench-scoring bench-deep dist clean \
-	horovod venv-compat jars-compat test-compat
+	horovod venv-compat jars-compat test-compat bench-paper
 
 help: ## list the targets
 	@grep -E '^[a-zA-Z_-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-16s %s\n", $$1, $$2}'
@@ -75,6 +75,9 @@ bench-deep: venv jars ## distributed ResNet-LSTM / ACTGAN epochs, 1 vs 2 workers
 
 bench-models: venv ## model quality on the UCI data (paper protocol)
 	$(PY) benchmarks/models_uci.py
+
+bench-paper: venv ## the paper's experiments on UCI (hours; resumable; writes docs/paper_results.md)
+	$(PY) benchmarks/paper.py
 
 dist: venv ## build the wheel for spark-submit --py-files
 	$(PY) -m pip wheel --no-deps -w dist .
