@@ -63,7 +63,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # ... and credspar
 import paper_fidelity as fid  # noqa: E402
 from _common import emit_json, peak_rss_mb, timed  # noqa: E402
 from models_uci import DEFAULTS as UCI_DEFAULTS  # noqa: E402
-from models_uci import _jsonable, fit_focal_xgb, fit_plain_xgb, fit_resnet_lstm  # noqa: E402
+from models_uci import _jsonable, _subsample, fit_focal_xgb, fit_plain_xgb, fit_resnet_lstm  # noqa: E402
 
 from credspark.metrics import best_f1_threshold, ks_statistic, precision_recall_f1, roc_auc  # noqa: E402
 from credspark.sources.uci_arrays import DEFAULT_UCI_CSV, UciArrays, load_uci_arrays, paper_split  # noqa: E402
@@ -646,15 +646,6 @@ def _shown_path(path: str | Path) -> str:
     """``path`` relative to the repository when it is inside it (the report should not name a machine)."""
     p = Path(path).resolve()
     return str(p.relative_to(ROOT)) if p.is_relative_to(ROOT) else str(p)
-
-
-def _subsample(data: UciArrays, rows: int | None) -> UciArrays:
-    if rows is None or rows >= len(data.y):
-        return data
-    from sklearn.model_selection import train_test_split
-
-    keep, _ = train_test_split(np.arange(len(data.y)), train_size=rows, stratify=data.y, random_state=0)
-    return data.take(np.sort(keep))
 
 
 def main(argv: Sequence[str] | None = None) -> int:
