@@ -40,7 +40,7 @@ REPORT = ['train.report_columns=["age","credit_limit","bill_amount[-1]","bill_am
 QUICK = ["actgan.epochs=2", "actgan.batch_size=256", "actgan.generator_dims=[64]", "actgan.discriminator_dims=[64]",
          "resnet_lstm.epochs=2", "resnet_lstm.filters=[8,16]", "resnet_lstm.lstm_hidden=16",
          "resnet_lstm.embedding_dim=16", "resnet_lstm.lr=0.001", "xgb.n_estimators=100"]
-METRICS = ("auc", "ks", "recall", "precision", "f1", "brier", "threshold")
+METRICS = ("auc", "ks", "recall", "precision", "f1", "mean_score", "positive_rate", "brier", "log_loss", "threshold")
 
 
 def _run(module: str, argv: list[str]) -> tuple[int, float]:
@@ -111,9 +111,9 @@ def main() -> None:
         out["bundle"] = bundle
         out["metrics"] = {name: {k: m[k] for k in METRICS} for name, m in doc["metrics"].items()}
         out["gate"] = {k: doc["gate"][k] for k in ("passed", "reasons")}
-        print(f"\n{'metric':<10}" + "".join(f"{n:>32}" for n in out["metrics"]), file=sys.stderr)
+        print(f"\n{'metric':<10}" + "".join(f"{n:>44}" for n in out["metrics"]), file=sys.stderr)
         for k in METRICS:
-            print(f"{k:<10}" + "".join(f"{m[k]:>32.4f}" for m in out["metrics"].values()), file=sys.stderr)
+            print(f"{k:<10}" + "".join(f"{m[k]:>44.4f}" for m in out["metrics"].values()), file=sys.stderr)
     print("stages (s): " + ", ".join(f"{k} {v}" for k, v in out["stages_s"].items()), file=sys.stderr)
     emit_json(out)
 

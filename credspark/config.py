@@ -321,6 +321,13 @@ class TrainConfig:
     validation_fraction: float = _f(0.2, "random split: share of the non-test rows used for validation.")
     seed: int = _f(42, "Seed of the split and of XGBoost (the deep models use distributed.seed).")
     use_raw_static: bool = _f(False, "Feed the raw static features to the focal XGBoost after the embedding.")
+    calibration: Literal["platt", "isotonic", "none"] = _f(
+        "platt",
+        "Map from the focal XGBoost's margin to the published pd, fitted on the validation part: 'platt' "
+        "(sigmoid(a * margin + b); ranking unchanged), 'isotonic' (non-decreasing steps; needs more rows), 'none' "
+        "(sigmoid(margin): focal loss and the generated defaults make it overstate risk). See "
+        "credspark.models.calibration.",
+    )
     baseline_with_seq: bool = _f(
         True, "The plain XGBoost baseline sees the flattened sequences as well as the static features."
     )

@@ -313,7 +313,8 @@ def credit_report(
     Returns:
         Dict with ``n``, ``n_positive``, ``positive_rate``, ``auc``, ``ks``, ``threshold``, ``tp``/``fp``/``fn``/
         ``tn``, ``precision``, ``recall``, ``f1``, ``best_f1_threshold`` (on this sample, for reference),
-        ``brier``, ``log_loss``, ``calibration`` and, with ``reference_score``, ``psi``.
+        ``mean_score`` (against ``positive_rate``: calibration in the large), ``brier``, ``log_loss``,
+        ``calibration`` and, with ``reference_score``, ``psi``.
     """
     y_arr, s = _check_binary(y, score)
     _need_both_classes(y_arr, "credit_report")
@@ -332,6 +333,7 @@ def credit_report(
         "recall": recall,
         "f1": f1,
         "best_f1_threshold": best_f1_threshold(y_arr, s),
+        "mean_score": float(s.mean()),
         "brier": brier_score(y_arr, s),
         "log_loss": log_loss(y_arr, s),
         "calibration": calibration_table(y_arr, s, bins),

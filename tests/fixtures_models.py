@@ -144,11 +144,13 @@ def fit_tiny_models(spec: FeatureSpec, pdf: pd.DataFrame, *, use_raw_static: boo
 
 def publish_tiny_bundle(warehouse: str | Path, name: str, version: str, spec: FeatureSpec, pdf: pd.DataFrame, *,
                         use_raw_static: bool = False, seed: int = 0, metadata: dict | None = None,
-                        make_current: bool = True, models: tuple | None = None, **fit_kwargs) -> Path:
+                        make_current: bool = True, models: tuple | None = None, calibration=None,
+                        **fit_kwargs) -> Path:
     """Fit tiny models on ``pdf``, save them as bundle ``models/<name>/<version>`` and (by default) make it current.
 
     ``models=(embedder, classifier)`` (from :func:`fit_tiny_models`) skips the fit, e.g. to publish the same
-    models twice with different metadata.
+    models twice with different metadata. ``calibration`` is a :class:`~credspark.models.calibration.Calibrator`
+    stored in the manifest (None: the identity).
 
     Returns:
         The bundle directory.
@@ -159,7 +161,7 @@ def publish_tiny_bundle(warehouse: str | Path, name: str, version: str, spec: Fe
     embedder, clf = models or fit_tiny_models(spec, pdf, use_raw_static=use_raw_static, seed=seed, **fit_kwargs)
     target = model_dir(warehouse, name, version)
     save_bundle(target, spec=spec, embedder=embedder, classifier=clf, metadata=dict(metadata or {}),
-                use_raw_static=use_raw_static, created_at="2026-01-01T00:00:00+00:00")
+                use_raw_static=use_raw_static, calibration=calibration, created_at="2026-01-01T00:00:00+00:00")
     if make_current:
         set_current(warehouse, name, version)
     return target

@@ -25,6 +25,8 @@ _EXPORTS: dict[str, str] = {
     "FocalXGBClassifier": "focal_xgb",
     "focal_objective": "focal_xgb",
     "focal_metric": "focal_xgb",
+    "Calibrator": "calibration",
+    "fit_calibrator": "calibration",
     "Bundle": "bundle",
     "BundleError": "bundle",
     "save_bundle": "bundle",

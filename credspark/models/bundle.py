@@ -2,7 +2,8 @@
 
 Layout::
 
-    <bundle>/manifest.json              format version, FeatureSpec, parameters, metadata, sha256 of every file
+    <bundle>/manifest.json              format version, FeatureSpec, parameters, calibration, metadata, sha256 of
+                                        every file
     <bundle>/embedder/...               files written by the embedder's own save(directory) (safetensors + JSON)
     <bundle>/classifier/focal_xgb.ubj   XGBoost booster as UBJSON
     <bundle>/classifier/focal_xgb.json  classifier parameters
@@ -31,6 +32,7 @@ from typing import Any, Protocol
 import numpy as np
 
 from credspark import __version__
+from credspark.models.calibration import IDENTITY, Calibrator
 from credspark.models.focal_xgb import FocalXGBClassifier
 from credspark.models.spec import FeatureSpec, SpecMismatchError
 
@@ -47,7 +49,9 @@ __all__ = [
 ]
 
 BUNDLE_FORMAT = "credspark-bundle"
-BUNDLE_FORMAT_VERSION = 1
+BUNDLE_FORMAT_VERSION = 2
+#: Versions :func:`load_bundle` reads: 1 = before calibration (read as ``sigmoid(margin)``), 2 = with ``calibration``.
+READABLE_FORMAT_VERSIONS = (1, 2)
 MANIFEST_FILE = "manifest.json"
 _EMBEDDER_DIR = "embedder"
 _CLASSIFIER_DIR = "classifier"
@@ -176,6 +180,7 @@ def save_bundle(
     classifier: FocalXGBClassifier,
     metadata: dict[str, Any],
     use_raw_static: bool = False,
+    calibration: Calibrator | None = None,
     created_at: str | None = None,
     registry: Mapping[str, str | type] | None = None,
 ) -> Path:
@@ -190,6 +195,9 @@ def save_bundle(
             ``preprocessing``, ``metrics``, ``training_data``, ``git_commit`` (also copied to ``code_version``).
         use_raw_static: Whether the classifier input is the embedding followed by the raw static block.
             Defaults to False.
+        calibration: The margin -> probability map fitted on held-out rows
+            (:func:`credspark.models.calibration.fit_calibrator`); None stores the identity (``sigmoid(margin)``).
+            Defaults to None.
         created_at: Timestamp for the manifest (ISO 8601), passed in by the job; None stamps the current UTC
             time, for information only. Defaults to None.
         registry: Embedder registry ``kind -> class`` to use instead of :data:`EMBEDDERS` (tests, plug-ins).
@@ -251,6 +259,7 @@ def save_bundle(
                 "params": classifier.get_params(),
                 "best_iteration": classifier.best_iteration_,
             },
+            "calibration": (IDENTITY if calibration is None else calibration).to_dict(),
             "metadata": metadata,
             "files": {
                 name: {"sha256": _sha256_file(tmp / name), "bytes": (tmp / name).stat().st_size}
@@ -275,6 +284,7 @@ class Bundle:
         manifest: The parsed manifest.
         embedder: The loaded embedder.
         classifier: The loaded FocalXGBClassifier.
+        calibrator: The margin -> probability map (identity for format 1 bundles).
         use_raw_static: Whether the raw static block follows the embedding in the classifier input.
         feature_names: Classifier input names: ``emb_0..emb_{d-1}`` then, if raw static is used, the static names.
         path: The bundle directory.
@@ -288,11 +298,13 @@ class Bundle:
         embedder: Embedder,
         classifier: FocalXGBClassifier,
         path: Path,
+        calibrator: Calibrator = IDENTITY,
     ) -> None:
         self.spec = spec
         self.manifest = manifest
         self.embedder = embedder
         self.classifier = classifier
+        self.calibrator = calibrator
         self.use_raw_static = bool(manifest["use_raw_static"])
         self.feature_names: list[str] = list(manifest["feature_names"])
         self.embedding_dim = int(manifest["embedder"]["embedding_dim"])
@@ -345,9 +357,10 @@ class Bundle:
             mask: ``(n, T)`` month mask.
 
         Returns:
-            ``(n,)`` float64 probabilities.
+            ``(n,)`` float64 probabilities: the classifier's margin through :attr:`calibrator`.
         """
-        return self.classifier.predict_proba(self.classifier_input(static, dynamic, mask))
+        margin = self.classifier.predict_margin(self.classifier_input(static, dynamic, mask))
+        return self.calibrator.pd_from_margin(margin)
 
     def contributions(self, static: np.ndarray, dynamic: np.ndarray, mask: np.ndarray) -> np.ndarray:
         """Additive margin contributions per classifier input (for reason codes).
@@ -379,12 +392,13 @@ def _read_manifest(root: Path) -> dict[str, Any]:
         raise BundleError(f"{path}: expected a JSON object")
     if manifest.get("format") != BUNDLE_FORMAT:
         raise BundleError(f"{path}: field 'format' is {manifest.get('format')!r}, expected {BUNDLE_FORMAT!r}")
-    if manifest.get("format_version") != BUNDLE_FORMAT_VERSION:
+    version = manifest.get("format_version")
+    if version not in READABLE_FORMAT_VERSIONS:
         raise BundleError(
-            f"{path}: field 'format_version' is {manifest.get('format_version')!r}, this code reads "
-            f"{BUNDLE_FORMAT_VERSION}"
+            f"{path}: field 'format_version' is {version!r}, this code reads {list(READABLE_FORMAT_VERSIONS)}"
         )
-    for key in ("feature_spec", "embedder", "classifier", "files", "feature_names", "use_raw_static"):
+    required = ("feature_spec", "embedder", "classifier", "files", "feature_names", "use_raw_static")
+    for key in required + (("calibration",) if version >= 2 else ()):
         if key not in manifest:
             raise BundleError(f"{path}: field {key!r} is missing")
     if not isinstance(manifest["files"], dict) or not manifest["files"]:
@@ -500,4 +514,11 @@ def load_bundle(
             f"{root / _CLASSIFIER_DIR}: classifier has {classifier.n_features_in_} inputs, manifest field "
             f"'feature_names' lists {len(manifest['feature_names'])}"
         )
-    return Bundle(spec=spec, manifest=manifest, embedder=embedder, classifier=classifier, path=root)
+    calibrator = IDENTITY
+    if "calibration" in manifest:
+        try:
+            calibrator = Calibrator.from_dict(manifest["calibration"], f"{root / MANIFEST_FILE} field 'calibration'")
+        except ValueError as exc:
+            raise BundleError(str(exc)) from exc
+    return Bundle(spec=spec, manifest=manifest, embedder=embedder, classifier=classifier, path=root,
+                  calibrator=calibrator)

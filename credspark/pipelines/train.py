@@ -13,8 +13,10 @@ Steps (each a function below, timed as a stage of the run summary):
 5. ``xgb``: focal XGBoost on the embeddings over Spark barrier tasks (:mod:`credspark.distributed.xgb`);
    ``baseline``: a plain XGBoost (``binary:logistic``) on the raw static features (+ flattened sequences)
    of the real training rows, through the same distributed path.
-6. ``score`` / ``evaluate``: probabilities on the executors; the thresholds are chosen on validation, the
-   metrics computed on test (only label and probabilities reach the driver).
+6. ``score`` / ``evaluate``: probabilities on the executors; the calibration map (``train.calibration``,
+   :mod:`credspark.models.calibration`) is fitted on the validation part, the thresholds are chosen on
+   validation, the metrics computed on test, for the calibrated and the uncalibrated model (only label and
+   probabilities reach the driver).
 7. ``distributions``: the training part's distributions of the top static features and of the score
    (quantile bins, Spark aggregates) for drift monitoring.
 8. ``publish``: the bundle in ``<warehouse>/models/<name>/<version>/`` with ``report.html`` and
@@ -37,6 +39,7 @@ from dataclasses import asdict, dataclass
 from typing import Any
 
 import numpy as np
+import pandas as pd
 from pyspark import StorageLevel
 from pyspark.sql import Column, DataFrame, SparkSession
 from pyspark.sql import functions as F
@@ -45,6 +48,7 @@ from credspark.config import Config
 from credspark.errors import ConfigError, InputError, MissingDataError, QualityGateError
 from credspark.io.runs import RunSummary
 from credspark.io.tables import safe_child
+from credspark.models.calibration import Calibrator, fit_calibrator, margin_from_pd
 from credspark.models.spec import FeatureSpec
 from credspark.pipelines._train_data import (
     KEY_COLS,
@@ -76,13 +80,16 @@ __all__ = [
     "evaluate",
     "training_distributions",
     "MODEL_NAME",
+    "UNCALIBRATED_NAME",
     "BASELINE_NAME",
+    "calibrated_pd_column",
 ]
 
 log = logging.getLogger(__name__)
 
-#: Names of the two models in metrics, report and metrics.json.
+#: Names of the models in metrics, report and metrics.json (the uncalibrated one only when calibration is on).
 MODEL_NAME = "focal XGBoost on ResNet-LSTM"
+UNCALIBRATED_NAME = "focal XGBoost on ResNet-LSTM, uncalibrated"
 BASELINE_NAME = "plain XGBoost baseline"
 
 _VALID_COL = "is_valid"
@@ -479,15 +486,70 @@ def _score_step(emb: DataFrame, fitted: _Fitted, spec: FeatureSpec, cfg: Config)
     return with_scores(emb.where(~F.col(SYNTHETIC_COL)), models, keep=keep, nthread=cfg.xgb.nthread)
 
 
-def _evaluate_step(scored: DataFrame, counts: Mapping[str, Mapping[str, int]], cfg: Config) -> Evaluation:
-    """Bring (part, label, pd, pd_baseline) of the validation and test rows to the driver and evaluate."""
+def _evaluate_step(
+    scored: DataFrame, counts: Mapping[str, Mapping[str, int]], cfg: Config
+) -> tuple[Evaluation, Calibrator]:
+    """Fit the calibration map on the validation rows, then evaluate the three models.
+
+    Brings (part, label, pd, pd_baseline) of the validation and test rows to the driver; the models are the
+    calibrated focal XGBoost, the uncalibrated one (unless ``train.calibration`` is ``none``) and the baseline.
+    """
     n_eval = sum(counts[p]["0"] + counts[p]["1"] for p in (PART_VALID, PART_TEST))
     if n_eval > cfg.train.max_eval_rows:
         raise ConfigError(f"{n_eval} validation + test rows exceed train.max_eval_rows={cfg.train.max_eval_rows}")
     # Only labels and probabilities reach the driver; the metrics do not depend on row order.
     pdf = scored.where(F.col(PART_COL).isin(PART_VALID, PART_TEST)).select(PART_COL, "label", _PD, _PD_BASE).toPandas()
-    return evaluate(pdf[PART_COL].to_numpy(), pdf["label"].to_numpy(),
-                    {MODEL_NAME: pdf[_PD].to_numpy(), BASELINE_NAME: pdf[_PD_BASE].to_numpy()})
+    parts, y, raw = pdf[PART_COL].to_numpy(), pdf["label"].to_numpy(), pdf[_PD].to_numpy()
+    is_valid = parts == PART_VALID
+    try:
+        cal = fit_calibrator(cfg.train.calibration, margin_from_pd(raw[is_valid]), y[is_valid])
+    except ValueError as exc:
+        raise InputError(f"train.calibration={cfg.train.calibration!r} on the {PART_VALID} part: {exc}") from exc
+    scores = {MODEL_NAME: cal.pd_from_raw_pd(raw)}
+    if cal.method != "none":
+        scores[UNCALIBRATED_NAME] = raw
+    scores[BASELINE_NAME] = pdf[_PD_BASE].to_numpy()
+    return evaluate(parts, y, scores), cal
+
+
+def calibrated_pd_column(cal: Calibrator, raw_pd: Column) -> Column:
+    """The calibrated probability as a Spark column, from the uncalibrated ``sigmoid(margin)`` column.
+
+    ``platt`` is a column expression (no Python worker); ``isotonic`` runs :meth:`Calibrator.pd_from_raw_pd`
+    in a pandas UDF; ``none`` returns ``raw_pd``. Both go through the margin recovered from the probability,
+    so for margins beyond about +-34 (probabilities that round to 0 or 1) the result is the map's value there.
+    """
+    if cal.method == "none":
+        return raw_pd
+    if cal.method == "platt":
+        p = F.least(F.greatest(raw_pd.cast("double"), F.lit(1e-15)), F.lit(1.0 - 1e-15))
+        z = F.lit(cal.slope) * (F.log(p) - F.log1p(-p)) + F.lit(cal.intercept)
+        return F.lit(1.0) / (F.lit(1.0) + F.exp(-z))
+    @F.pandas_udf("double")  # type: ignore[call-overload]
+    def _iso(s: pd.Series) -> pd.Series:
+        return pd.Series(cal.pd_from_raw_pd(s.to_numpy(dtype=np.float64)), index=s.index)
+
+    return _iso(raw_pd)
+
+
+def _calibration_summary(cal: Calibrator) -> dict[str, Any]:
+    """The calibration map for the run summary (isotonic knots counted, not listed)."""
+    d = cal.to_dict()
+    if cal.method == "isotonic":
+        d = {k: v for k, v in d.items() if not k.startswith("knots_")} | {"knots": len(cal.knots_margin)}
+    return d
+
+
+def _calibration_note(cal: Calibrator, ev: Evaluation) -> str:
+    """One line for the report: the map and what it did to the test Brier score."""
+    if cal.method == "none":
+        return "calibration: none (train.calibration); pd = sigmoid(margin) of the focal XGBoost."
+    how = (f"pd = sigmoid({cal.slope:.4g} * margin + {cal.intercept:.4g})" if cal.method == "platt"
+           else f"{len(cal.knots_margin)} knots")
+    before, after = ev.metrics[UNCALIBRATED_NAME], ev.metrics[MODEL_NAME]
+    return (f"calibration: {cal.method} fitted on {cal.n_fit:,} validation rows ({how}); test Brier "
+            f"{before['brier']:.4f} -> {after['brier']:.4f}, mean pd {before['mean_score']:.4f} -> "
+            f"{after['mean_score']:.4f} (observed default rate {after['positive_rate']:.4f}).")
 
 
 def _real_vs_generated(rows: DataFrame, deep: DeepModels, spec: FeatureSpec, columns: Sequence[str],
@@ -513,6 +575,7 @@ class _Outcome:
     deep: DeepModels
     fitted: _Fitted
     ev: Evaluation
+    cal: Calibrator
     gate: dict[str, Any]
     top: list[str]
     distributions: dict[str, Any]
@@ -551,7 +614,7 @@ def _publish(o: _Outcome, cfg: Config, summary: RunSummary) -> Any:
         "preprocessing": {"deep_step_imputation": o.imputed, "note": _IMPUTATION_NOTE},
     }
     save_bundle(target, spec=o.spec, embedder=o.deep.embedder, classifier=focal, metadata=metadata,
-                use_raw_static=tc.use_raw_static, created_at=summary.started_at)
+                use_raw_static=tc.use_raw_static, calibration=o.cal, created_at=summary.started_at)
     spec = o.spec
     report = TrainingReport(
         title=f"credspark training run {o.version}",
@@ -575,7 +638,7 @@ def _publish(o: _Outcome, cfg: Config, summary: RunSummary) -> Any:
         importances={f"{MODEL_NAME} (total gain)": _importance(focal.booster_),
                      f"{BASELINE_NAME} (total gain)": _importance(base.booster())},
         real_vs_generated=o.real_vs_generated,
-        notes=[f"deep step: {o.deep.backend}"]
+        notes=[f"deep step: {o.deep.backend}", _calibration_note(o.cal, o.ev)]
         + ([f"{_IMPUTATION_NOTE} Imputed: "
             + ", ".join(f"{k} = {v['value']:.4g} ({v['missing_share']:.1%} missing)" for k, v in o.imputed.items())]
            if o.imputed else []),
@@ -639,7 +702,8 @@ def train_model(spark: SparkSession, cfg: Config, args: argparse.Namespace, summ
         with summary.stage("score"):
             scored = keep(_score_step(emb, fitted, spec, cfg))
         with summary.stage("evaluate"):
-            ev = _evaluate_step(scored, counts, cfg)
+            ev, cal = _evaluate_step(scored, counts, cfg)
+            summary.details["calibration"] = _calibration_summary(cal)
             gate = gate_decision(ev.metrics[MODEL_NAME]["auc"], ev.metrics[BASELINE_NAME]["auc"],
                                  tc.min_test_auc, tc.max_auc_below_baseline)
             summary.details["metrics"] = {name: {k: m[k] for k in ("auc", "ks", "recall", "f1", "brier")}
@@ -648,14 +712,15 @@ def train_model(spark: SparkSession, cfg: Config, args: argparse.Namespace, summ
         top = _top_static(spec, _importance(fitted.baseline.booster()), tc.drift_features)
         with summary.stage("distributions"):
             dist_cols: dict[str, Column] = {n: F.col(n).cast("double") for n in top}
-            dist_cols |= {"pd": F.col(_PD), "score": _points(F.col(_PD), cfg)}
+            pd_col = calibrated_pd_column(cal, F.col(_PD))  # what scoring writes: the calibrated pd
+            dist_cols |= {"pd": pd_col, "score": _points(pd_col, cfg)}
             dists = training_distributions(scored.where(F.col(PART_COL) == PART_TRAIN), dist_cols, tc.drift_bins,
                                            tc.quantile_error)
         with summary.stage("report_data"):
             columns = list(tc.report_columns) if tc.report_columns is not None else top[:6]
             real_vs_generated = _real_vs_generated(rows, deep, spec, columns, tc)
         with summary.stage("publish"):
-            target = _publish(_Outcome(plan, version, spec, counts, deep, fitted, ev, gate, top, dists,
+            target = _publish(_Outcome(plan, version, spec, counts, deep, fitted, ev, cal, gate, top, dists,
                                        real_vs_generated, imputed), cfg, summary)
     finally:
         for df in persisted:

@@ -277,8 +277,8 @@ class ScoringModel:
         dm = xgb.DMatrix(X, feature_names=clf.booster_.feature_names, nthread=clf.n_jobs)  # one for both calls
         margin = clf.booster_.predict(dm, output_margin=True).astype(np.float64)
         phi = clf.booster_.predict(dm, pred_contribs=True, approx_contribs=contribs == "approx")
-        # The same expression as FocalXGBClassifier.predict_proba, so in-process and Spark pd agree exactly.
-        pd_ = np.exp(-np.logaddexp(0.0, -margin))
+        # The bundle's calibration (Bundle.predict_proba uses the same map, so in-process and Spark pd agree).
+        pd_ = self.bundle.calibrator.pd_from_margin(margin)
         return pd_, self.reason_map.scores(phi)
 
 

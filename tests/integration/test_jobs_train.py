@@ -42,8 +42,28 @@ def test_the_job_publishes_a_bundle_that_loads_and_predicts(job):
     for entry in dists.values():
         assert len(entry["shares"]) == len(entry["edges"]) + 1 and abs(sum(entry["shares"]) - 1) < 1e-9
     metrics = json.loads((bundle_dir / "metrics.json").read_text())
-    assert set(metrics["metrics"]) == {"focal XGBoost on ResNet-LSTM", "plain XGBoost baseline"}
+    assert set(metrics["metrics"]) == {"focal XGBoost on ResNet-LSTM", "focal XGBoost on ResNet-LSTM, uncalibrated",
+                                       "plain XGBoost baseline"}
     assert metrics["gate"]["passed"] is True
+
+
+def test_the_published_pd_is_calibrated_on_the_validation_part(job):
+    from credspark.models.bundle import load_bundle
+    from tests.fixtures_models import tiny_spec
+
+    counts = job["run1_summary"]["counts"]
+    n_valid = counts["valid_0"] + counts["valid_1"]
+    bundle_dir = Path(job["bundle_dir"])
+    cal = load_bundle(bundle_dir, expected_spec=tiny_spec()).calibrator
+    assert cal.method == "platt" and cal.slope > 0
+    assert cal.n_fit == n_valid and cal.positive_rate == pytest.approx(counts["valid_1"] / n_valid)
+    assert job["run1_summary"]["details"]["calibration"] == cal.to_dict()
+    m = json.loads((bundle_dir / "metrics.json").read_text())["metrics"]
+    calibrated, raw = m["focal XGBoost on ResNet-LSTM"], m["focal XGBoost on ResNet-LSTM, uncalibrated"]
+    # A strictly increasing map: same ranking on the same test rows, other probabilities.
+    assert calibrated["n"] == raw["n"] and calibrated["auc"] == pytest.approx(raw["auc"], abs=1e-9)
+    assert calibrated["ks"] == pytest.approx(raw["ks"], abs=1e-9)
+    assert calibrated["mean_score"] != pytest.approx(raw["mean_score"], abs=1e-6)
 
 
 def test_no_generated_row_reaches_validation_or_test(job):

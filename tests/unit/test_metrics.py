@@ -132,6 +132,7 @@ def test_credit_report_contains_everything_and_is_json_safe():
     assert rep["recall"] == pytest.approx(skm.recall_score(y, (s >= 0.5).astype(int)))
     assert rep["tp"] + rep["fp"] + rep["fn"] + rep["tn"] == rep["n"] == len(y)
     assert rep["psi"] == 0.0
+    assert rep["mean_score"] == pytest.approx(s.mean())
     for key in ("ks", "precision", "f1", "best_f1_threshold", "brier", "log_loss", "calibration", "positive_rate"):
         assert key in rep
     assert json.loads(json.dumps(rep)) == rep

@@ -13,6 +13,7 @@ from torch import nn
 
 from credspark import __version__
 from credspark.models.bundle import BundleError, load_bundle, save_bundle
+from credspark.models.calibration import IDENTITY, Calibrator
 from credspark.models.focal_xgb import FocalXGBClassifier
 from credspark.models.spec import FeatureSpec, SpecMismatchError, StaticFeature
 
@@ -120,7 +121,8 @@ def test_round_trip_identical_predictions(tmp_path, parts, use_raw_static):
 def test_manifest_contents(tmp_path, parts):
     path = _save(tmp_path / "v1", parts)
     m = _manifest(path)
-    assert m["format_version"] == 1
+    assert m["format_version"] == 2
+    assert m["calibration"] == {"method": "none", "n_fit": 0, "positive_rate": None}
     assert m["created_at"] == "2024-01-31T00:00:00+00:00"
     assert m["code_version"] == {"credspark": __version__, "git_commit": "abc123"}
     assert FeatureSpec.from_dict(m["feature_spec"]) == SPEC
@@ -248,6 +250,30 @@ def test_wrong_format_version_and_unknown_kind_are_refused(tmp_path, parts):
     _write_manifest(path, m)
     with pytest.raises(BundleError, match="embedder.kind"):
         load_bundle(path)  # the default registry has no "tiny"
+
+
+def test_the_calibration_map_is_stored_and_applied(tmp_path, parts):
+    embedder, clf, _, (static, dynamic, mask) = parts
+    cal = Calibrator("platt", slope=0.7, intercept=-0.9, n_fit=300, positive_rate=0.25)
+    bundle = load_bundle(_save(tmp_path / "v2", parts, calibration=cal), registry=REGISTRY)
+    assert bundle.calibrator == cal
+    assert _manifest(bundle.path)["calibration"] == cal.to_dict()
+    margin = clf.predict_margin(embedder.embed(static, dynamic, mask))
+    np.testing.assert_allclose(bundle.predict_proba(static, dynamic, mask), 1 / (1 + np.exp(-(0.7 * margin - 0.9))))
+
+
+def test_format_1_bundles_read_as_uncalibrated_and_format_2_needs_a_valid_map(tmp_path, parts):
+    path = _save(tmp_path / "v", parts, calibration=Calibrator("platt", slope=0.5, intercept=0.0))
+    m = _manifest(path)
+    old = {k: v for k, v in m.items() if k != "calibration"} | {"format_version": 1}
+    _write_manifest(path, old)
+    assert load_bundle(path, registry=REGISTRY).calibrator is IDENTITY
+    _write_manifest(path, {**old, "format_version": 2})
+    with pytest.raises(BundleError, match="'calibration' is missing"):
+        load_bundle(path, registry=REGISTRY)
+    _write_manifest(path, {**m, "calibration": {"method": "platt", "slope": -1.0, "intercept": 0.0}})
+    with pytest.raises(BundleError, match="manifest.json field 'calibration': field 'slope' must be > 0"):
+        load_bundle(path, registry=REGISTRY)
 
 
 def test_missing_listed_file_is_refused(tmp_path, parts):

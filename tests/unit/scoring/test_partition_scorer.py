@@ -12,6 +12,7 @@ import pytest
 from fixtures_models import feature_frame, publish_tiny_bundle, tiny_spec
 
 from credspark.models.bundle import BundleError, load_bundle
+from credspark.models.calibration import Calibrator
 from credspark.models.inputs import arrays_from_frame
 from credspark.models.spec import FeatureSpec, SpecMismatchError
 from credspark.scoring import partition as P
@@ -28,7 +29,9 @@ def bundles(tmp_path_factory):
     train = feature_frame(SPEC, 300, seed=1)
     emb_only = publish_tiny_bundle(wh, "m", "emb", SPEC, train, make_current=False)
     raw = publish_tiny_bundle(wh, "m", "raw", SPEC, train, use_raw_static=True, make_current=False)
-    return {"emb": emb_only, "raw": raw}
+    platt = Calibrator("platt", slope=0.6, intercept=-1.1, n_fit=100, positive_rate=0.2)
+    cal = publish_tiny_bundle(wh, "m", "cal", SPEC, train, make_current=False, calibration=platt)
+    return {"emb": emb_only, "raw": raw, "cal": cal}
 
 
 @pytest.fixture(scope="module")
@@ -67,7 +70,7 @@ def test_unsafe_file_names_are_refused_before_anything_is_written(tmp_path):
         P.read_bundle_files(tmp_path)
 
 
-@pytest.mark.parametrize("kind", ["emb", "raw"])
+@pytest.mark.parametrize("kind", ["emb", "raw", "cal"])
 def test_scores_equal_the_bundle_predictions_and_follow_the_scorecard(bundles, rows, kind):
     files = P.read_bundle_files(bundles[kind])
     model = P.ScoringModel(P.load_bundle_from_files(files, expected_spec=SPEC))
@@ -90,6 +93,21 @@ def test_scores_equal_the_bundle_predictions_and_follow_the_scorecard(bundles, r
     if kind == "raw":
         assert model.reason_map.method == "raw+attribution"
         assert set(out["reason_1"].dropna()) <= set(groups)
+
+
+def test_scoring_publishes_the_calibrated_pd_and_keeps_the_reasons(bundles, rows):
+    # Same models (same seed and rows), one bundle with a Platt map: pd follows the map, the reasons (which
+    # explain the margin) do not move.
+    plain = P.ScoringModel(P.load_bundle_from_files(P.read_bundle_files(bundles["emb"]), expected_spec=SPEC))
+    cal = P.ScoringModel(P.load_bundle_from_files(P.read_bundle_files(bundles["cal"]), expected_spec=SPEC))
+    assert cal.bundle.calibrator.method == "platt" and plain.bundle.calibrator.method == "none"
+    static, dynamic, mask = arrays_from_frame(rows, SPEC)
+    pd_plain, groups_plain = plain.score_arrays(static, dynamic, mask)
+    pd_cal, groups_cal = cal.score_arrays(static, dynamic, mask)
+    margin = np.log(pd_plain) - np.log1p(-pd_plain)
+    np.testing.assert_allclose(pd_cal, 1.0 / (1.0 + np.exp(-(0.6 * margin - 1.1))), rtol=1e-9)
+    assert np.abs(pd_cal - pd_plain).max() > 0.01
+    np.testing.assert_array_equal(groups_cal, groups_plain)
 
 
 def test_scoring_embeds_through_the_folded_network_with_the_eager_results(bundles, rows):
