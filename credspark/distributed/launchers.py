@@ -15,7 +15,10 @@ as JSON to the run's error folder and prints it on one marked line; a driver-sid
 Spark job as soon as an error appears, or when ``timeout_s`` passes, so a failed or stuck worker never
 leaves the run hanging. The collectives use the same timeout, so a rank whose peer died also gives up.
 The error folder must be readable from the driver (the same shared file system as the checkpoints);
-where it is not, the marked line in Spark's error message is used instead.
+where it is not, the marked line in Spark's error message is used instead. A worker whose launcher went
+away (the Spark task's torchrun wrapper, or the torchrun agent, killed or lost) stops its agent and exits
+within a second (:func:`_exit_when_orphaned`), so no training keeps running, and writing checkpoints and
+models, after ``launch()`` has failed.
 """
 
 from __future__ import annotations
@@ -23,7 +26,9 @@ from __future__ import annotations
 import json
 import logging
 import os
+import re
 import shutil
+import signal
 import sys
 import tempfile
 import threading
@@ -143,6 +148,7 @@ def _torch_worker_entry(payload: bytes, use_gpu: bool, timeout_s: float, error_d
     rank = int(os.environ.get("RANK", "-1"))
     _worker_logging()
     _exit_without_native_teardown()
+    _exit_when_orphaned()
     try:
         train_fn, args = cloudpickle.loads(payload)
         ctx = TorchDistContext.from_env(use_gpu=use_gpu, timeout_s=timeout_s)
@@ -187,6 +193,73 @@ def _exit_without_native_teardown() -> None:
 
     sys.excepthook = hook
     atexit.register(leave)
+
+
+def _parent_of(pid: int) -> int | None:
+    """The parent pid of ``pid`` from ``/proc`` (None where there is no ``/proc`` or the process is gone)."""
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return None
+    # "pid (comm) state ppid ...": comm may hold spaces or parentheses, so split after the last ')'.
+    fields = stat[stat.rfind(")") + 2 :].split()
+    return int(fields[1]) if len(fields) > 1 else None
+
+
+#: Exit status of a worker that left because its launcher was gone (128 + SIGTERM, as if terminated).
+ORPHAN_EXIT = 143
+
+
+def _exit_when_orphaned(poll_s: float = 0.5) -> threading.Thread:
+    """Watch this worker's launchers; when one is gone, stop the torchrun agent and leave with ORPHAN_EXIT.
+
+    Process chain under TorchDistributor: Spark task -> torchrun wrapper (``torch_run_process_wrapper``) ->
+    torchrun agent -> this worker. The wrapper stops torchrun when the Spark task ends, but when the
+    wrapper itself is killed (SIGKILL, the out-of-memory killer), nothing stops the agent and its workers:
+    they kept training and wrote checkpoints and the final model after the driver's ``launch()`` had
+    raised. A daemon thread checks every ``poll_s`` seconds that this process's parent (the agent) and the
+    agent's parent (the wrapper) are still the processes it started under; when either changed (the
+    process died and its child was re-parented), it sends SIGTERM to a surviving agent and ends this
+    process with ``os._exit(ORPHAN_EXIT)``. Without ``/proc`` only the parent is watched.
+
+    Args:
+        poll_s: Seconds between checks. Defaults to 0.5.
+
+    Returns:
+        The started daemon thread.
+    """
+    agent = os.getppid()
+    wrapper = _parent_of(agent)
+
+    def gone() -> str | None:
+        if os.getppid() != agent:
+            return f"its torchrun agent (pid {agent}) is gone"
+        if wrapper is not None and _parent_of(agent) != wrapper:
+            return f"the process that started its torchrun agent (pid {wrapper}) is gone"
+        return None
+
+    def watch() -> None:
+        while True:
+            time.sleep(poll_s)
+            reason = gone()
+            if reason is None:
+                continue
+            try:
+                sys.stderr.write(f"credspark worker pid {os.getpid()}: {reason}; stopping the run's remaining "
+                                 "processes and exiting\n")
+                sys.stderr.flush()
+            except (OSError, ValueError):  # the stream may be a pipe nobody reads any more
+                pass
+            if os.getppid() == agent:
+                try:
+                    os.kill(agent, signal.SIGTERM)
+                except OSError:
+                    pass
+            os._exit(ORPHAN_EXIT)
+
+    thread = threading.Thread(target=watch, name="credspark-orphan-guard", daemon=True)
+    thread.start()
+    return thread
 
 
 # ------------------------------------------------------------------------------- driver side
@@ -254,6 +327,33 @@ def _worker_error(error_dir: str, num_workers: int) -> WorkerError | None:
         f"rank {names} ended without raising an error (its process was killed, e.g. by the out-of-memory "
         f"killer, or crashed); rank {err.rank} then lost its connection: {err.error_type}: {err.message}",
         err.worker_traceback, err.failed_at,
+    )  # fmt: skip
+
+
+_RETURN_CODE = re.compile(r"failed with return code (-?\d+)")
+
+
+def _launcher_death(text: str) -> WorkerError | None:
+    """A readable WorkerError when TorchDistributor says a task's torchrun command ended with a bad code.
+
+    That is what the driver sees (inside a Java stack trace) when a torchrun wrapper or agent was killed
+    before any worker recorded an error.
+    """
+    found = _RETURN_CODE.search(text)
+    if found is None:
+        return None
+    code = int(found.group(1))
+    how = f"killed by signal {-code}" if code < 0 else f"exit status {code}"
+    if code < 0:
+        try:
+            how += f" ({signal.Signals(-code).name})"
+        except ValueError:
+            pass
+    return WorkerError(
+        -1, "LauncherDied",
+        f"a TorchDistributor task's torchrun process ended ({how}) before any worker recorded an error: the "
+        "process was killed (e.g. by the out-of-memory killer or an operator) or crashed; its workers stop "
+        "on their own. Look at the executor's log for that task.",
     )  # fmt: skip
 
 
@@ -349,6 +449,9 @@ def _launch_torch_distributor(
         info = _error_from_text(str(exc))
         if info is not None:
             raise _as_worker_error(info) from exc
+        died = _launcher_death(str(exc))
+        if died is not None:
+            raise died from exc
         if watchdog.reason == "timeout":
             raise TrainingTimeoutError(
                 f"distributed training did not finish within {timeout_s:g} s ({watchdog.snapshot or 'no status'})"

@@ -26,17 +26,58 @@ from tests.fixtures_distributed import TINY_RESNET, feature_dataframe, tiny_spec
 pytestmark = [pytest.mark.spark, pytest.mark.slow]
 
 
-class RankKiller(threading.Thread):
-    """SIGKILLs this process's descendant that runs the training of ``rank`` once ``ready()`` is true."""
+def _training_processes():
+    """This process's descendants that run a TorchDistributor training script (the workers themselves)."""
+    import psutil
 
-    def __init__(self, rank: int, ready, env_key: str = "RANK") -> None:
+    out = []
+    for p in psutil.Process(os.getpid()).children(recursive=True):
+        try:
+            cmd = " ".join(p.cmdline())
+            if p.status() != psutil.STATUS_ZOMBIE and "train.py" in cmd and "torch.distributed.run" not in cmd \
+                    and "torch_run_process_wrapper" not in cmd:
+                out.append(p)
+        except psutil.Error:
+            continue
+    return out
+
+
+def _running(pids):
+    """The pids among ``pids`` still running (zombies count as ended)."""
+    import psutil
+
+    out = []
+    for pid in pids:
+        try:
+            if psutil.Process(pid).status() != psutil.STATUS_ZOMBIE:
+                out.append(pid)
+        except psutil.Error:
+            continue
+    return out
+
+
+class RankKiller(threading.Thread):
+    """SIGKILLs this process's descendant that runs the training of ``rank`` once ``ready()`` is true.
+
+    ``target="wrapper"`` kills that rank's torchrun wrapper (pyspark's ``torch_run_process_wrapper``, the
+    Spark task's child) instead of the training process.
+    """
+
+    def __init__(self, rank: int, ready, env_key: str = "RANK", target: str = "worker") -> None:
         super().__init__(daemon=True)
-        self.rank, self.ready, self.env_key = str(rank), ready, env_key
+        self.rank, self.ready, self.env_key, self.target = str(rank), ready, env_key, target
         self.stop, self.killed = threading.Event(), None
 
     def _find(self):
         import psutil
 
+        if self.target == "wrapper":
+            worker = next((p for p in _training_processes() if self._rank_of(p) == self.rank), None)
+            try:
+                # training process -> torchrun agent -> wrapper
+                return None if worker is None else worker.parent().parent()
+            except (psutil.Error, AttributeError):
+                return None
         for p in psutil.Process(os.getpid()).children(recursive=True):
             try:
                 cmd, env = " ".join(p.cmdline()), p.environ()
@@ -52,6 +93,14 @@ class RankKiller(threading.Thread):
                 return p
         return None
 
+    def _rank_of(self, p):
+        import psutil
+
+        try:
+            return p.environ().get(self.env_key)
+        except psutil.Error:
+            return None
+
     def run(self) -> None:
         while not self.stop.wait(0.05):
             try:
@@ -62,8 +111,11 @@ class RankKiller(threading.Thread):
                 continue
             p = self._find()
             if p is not None:
+                cmd = " ".join(p.cmdline())
+                # Once their launcher is gone, the processes below it are no longer this process's descendants.
+                below = [c.pid for c in p.children(recursive=True)] if self.target == "wrapper" else []
                 p.send_signal(signal.SIGKILL)
-                self.killed = {"pid": p.pid, "at": time.time()}
+                self.killed = {"pid": p.pid, "at": time.time(), "cmd": cmd, "below": below}
                 return
 
 
@@ -110,4 +162,42 @@ def test_a_torch_distributor_worker_killed_mid_epoch_fails_the_run_naming_it_and
     assert (res["start_epoch"], res["epochs_run"]) == (1, 2)
     assert res["history"]["train_loss"][0] == pytest.approx(ckpt.extra["history"]["train_loss"][0])
     assert len(res["history"]["train_loss"]) == 3
+    feed.cleanup()
+
+
+@pytest.mark.parametrize("workers", [1, 2])
+def test_a_killed_torchrun_wrapper_fails_the_run_and_leaves_no_training_behind(spark, tmp_path, workers):
+    # The wrapper is what the Spark task started. Killing it orphaned torchrun and its workers: with one
+    # worker (no peer whose loss would stop it) training went on, checkpointing and finally saving the model,
+    # after launch() had raised. Now the worker notices within half a second and stops.
+    spec = tiny_spec()
+    feed = get_feed("arrow")(feature_dataframe(spark, spec, 3000, seed=3), spec=spec, work_dir=str(tmp_path),
+                             name="train", num_workers=workers, seed=7, batch_size=32)  # fmt: skip
+    opts = worker_options(tmp_path / "run", epochs=12, batch_size=32)
+    ckpt_dir = Path(opts.checkpoint_dir)
+    killer = RankKiller(workers - 1, lambda: latest_checkpoint(ckpt_dir) is not None, target="wrapper")
+    killer.start()
+    try:
+        with pytest.raises(WorkerError) as info:
+            launch(train_resnet_lstm_worker, backend="torch_distributor", num_workers=workers, timeout_s=300,
+                   args=(feed, None, TINY_RESNET, opts))  # fmt: skip
+    finally:
+        killer.stop.set()
+    assert killer.killed is not None, "the torchrun wrapper was never found"
+    assert "torch_run_process_wrapper" in killer.killed["cmd"]
+    err = info.value
+    assert time.time() - killer.killed["at"] < 60, "the run must fail promptly, not wait for the timeout"
+    assert "Py4JJavaError" not in str(err) and err.error_type in {"WorkerDied", "LauncherDied"}, str(err)
+    # Within seconds no training process is left (the killed wrapper's agent and worker included, though
+    # they are no longer this process's descendants), and nothing is written after the failure.
+    assert killer.killed["below"], "the wrapper had no torchrun agent below it"
+    deadline = time.monotonic() + 5
+    while time.monotonic() < deadline and (_training_processes() or _running(killer.killed["below"])):
+        time.sleep(0.1)
+    assert not _running(killer.killed["below"]), "the killed wrapper's torchrun agent or worker kept running"
+    assert not _training_processes(), [" ".join(p.cmdline()) for p in _training_processes()]
+    files = sorted(str(p) for p in ckpt_dir.rglob("*"))
+    time.sleep(3)
+    assert sorted(str(p) for p in ckpt_dir.rglob("*")) == files
+    assert not any(Path(opts.output_dir).glob("*")), "a final model was written after the run failed"
     feed.cleanup()
