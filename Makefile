@@ -76,7 +76,7 @@ bench-deep: venv jars ## distributed ResNet-LSTM / ACTGAN epochs, 1 vs 2 workers
 bench-models: venv ## model quality on the UCI data (paper protocol)
 	$(PY) benchmarks/models_uci.py
 
-bench-paper: venv ## the paper's experiments on UCI (hours; resumable; writes docs/paper_results.md)
+bench-paper: venv ## the paper's experiments on UCI (hours; resumable; writes its section of docs/results.md)
 	$(PY) benchmarks/paper.py
 
 dist: venv ## build the wheel for spark-submit --py-files

@@ -629,7 +629,8 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     p.add_argument("--seeds", default="0,1,2,3,4", help="comma-separated seeds (default 0..4)")
     p.add_argument("--parts", default="1,2,3,4,5", help="comma-separated parts to run (default all)")
     p.add_argument("--log", default=str(ROOT / "docs" / "paper_runs.jsonl"), help="JSON-lines log of finished units")
-    p.add_argument("--out", default=str(ROOT / "docs" / "paper_results.md"), help="the Markdown report")
+    p.add_argument("--out", default=str(ROOT / "docs" / "results.md"),
+                   help="the Markdown report; the generated block of its section is replaced, the rest kept")
     p.add_argument("--img", default=None, help="folder for the plots (default: img/paper next to --out)")
     p.add_argument("--workdir", default=str(ROOT / "warehouse" / "bench" / "paper"), help="cache of generated rows")
     p.add_argument("--threads", type=int, default=1, help="torch and xgboost threads (default 1)")

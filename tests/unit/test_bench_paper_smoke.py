@@ -61,6 +61,8 @@ def test_quick_run_is_resumable_and_reports_only_what_ran(tmp_path, uci_csv, cap
         assert (out.parent / "img" / "paper" / f"{png}.png").stat().st_size > 0
         assert f"(img/paper/{png}.png)" in text
     assert "hand-written, kept" in text and second["summary"]["baselines"]["XGBoost (plain)"]["auc"]["n"] == 1
+    assert "| CGAN | " in text.split("ACTGAN minus each other oversampler (same seed), test AUC")[1]
+    assert "- TSTR AUC: " in text.split("ACTGAN minus CGAN")[1]
 
     third = _run(capsys, [*argv, "--parts", "5", "--set", "boost.n_estimators=5", "--no-plots"])
     assert {u.split("/")[2] for u in third["units_run"]} == BOOSTERS  # only the units whose settings changed
