@@ -116,3 +116,43 @@ def write_section(path: str | Path, heading: str, body: str, marker: str | None 
         new = text.rstrip() + f"\n\n## {heading}\n\n{body}\n"
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(new.rstrip() + "\n", encoding="utf-8")
+
+
+def layered_config(
+    defaults: dict[str, dict[str, Any]],
+    quick_sizes: dict[str, dict[str, Any]],
+    quick: bool = False,
+    overrides: Sequence[str] = (),
+) -> dict[str, dict[str, Any]]:
+    """Benchmark settings: a copy of ``defaults``, then ``quick_sizes`` if ``quick``, then ``--set`` overrides.
+
+    Args:
+        defaults: ``{section: {key: value}}``.
+        quick_sizes: The ``--quick`` values, same layout.
+        quick: Apply ``quick_sizes``.
+        overrides: Strings ``section.key=value``; the value is a Python literal (``3e-4``, ``(16, 32)``,
+            ``'focal'``, read with ``ast.literal_eval``) or, failing that, a plain string.
+
+    Returns:
+        A fresh nested dict.
+
+    Raises:
+        SystemExit: For an override that is not ``section.key=value`` with a known section.
+    """
+    import ast
+    import copy
+
+    cfg = copy.deepcopy(defaults)
+    if quick:
+        for section, values in quick_sizes.items():
+            cfg[section].update(values)
+    for item in overrides:
+        key, sep, raw = item.partition("=")
+        section, dot, name = key.strip().partition(".")
+        if not sep or not dot or section not in cfg:
+            raise SystemExit(f"--set {item!r}: expected section.key=value with section in {sorted(cfg)}")
+        try:
+            cfg[section][name] = ast.literal_eval(raw.strip())
+        except (ValueError, SyntaxError):
+            cfg[section][name] = raw.strip()
+    return cfg

@@ -29,8 +29,6 @@ settings, then run all seeds with the settings fixed. The last stdout line is on
 from __future__ import annotations
 
 import argparse
-import ast
-import copy
 import json
 import logging
 import math
@@ -46,7 +44,7 @@ import numpy as np
 sys.path.insert(0, str(Path(__file__).resolve().parent))  # run as a script: make _common importable
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # ... and credspark without an install
 
-from _common import emit_json, fmt_mean_std, mean_std, peak_rss_mb, timed, write_section  # noqa: E402
+from _common import emit_json, fmt_mean_std, layered_config, mean_std, peak_rss_mb, timed, write_section  # noqa: E402
 
 from credspark.metrics import (  # noqa: E402
     best_f1_threshold,
@@ -145,21 +143,7 @@ def build_config(quick: bool = False, overrides: Sequence[str] = ()) -> dict[str
     Returns:
         A fresh nested dict.
     """
-    cfg = copy.deepcopy(DEFAULTS)
-    if quick:
-        for section, values in QUICK.items():
-            cfg[section].update(values)
-    for item in overrides:
-        key, sep, raw = item.partition("=")
-        section, dot, name = key.strip().partition(".")
-        if not sep or not dot or section not in cfg:
-            raise SystemExit(f"--set {item!r}: expected section.key=value with section in {sorted(cfg)}")
-        try:
-            value = ast.literal_eval(raw.strip())
-        except (ValueError, SyntaxError):
-            value = raw.strip()
-        cfg[section][name] = value
-    return cfg
+    return layered_config(DEFAULTS, QUICK, quick, overrides)
 
 
 # ----------------------------------------------------------------------------------------- metrics

@@ -45,7 +45,6 @@ if __name__ == "__main__":
         os.environ.setdefault(_var, "1")
 
 import argparse  # noqa: E402
-import copy  # noqa: E402
 import hashlib  # noqa: E402
 import json  # noqa: E402
 import logging  # noqa: E402
@@ -61,7 +60,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))  # run as a script: mak
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # ... and credspark without an install
 
 import paper_fidelity as fid  # noqa: E402
-from _common import emit_json, peak_rss_mb, timed  # noqa: E402
+from _common import emit_json, layered_config, peak_rss_mb, timed  # noqa: E402
 from models_uci import DEFAULTS as UCI_DEFAULTS  # noqa: E402
 from models_uci import _jsonable, _subsample, fit_focal_xgb, fit_plain_xgb, fit_resnet_lstm  # noqa: E402
 
@@ -134,22 +133,7 @@ QUICK: dict[str, dict[str, Any]] = {
 # ------------------------------------------------------------------------------------------ config
 def build_config(quick: bool = False, overrides: Sequence[str] = ()) -> dict[str, dict[str, Any]]:
     """Settings: :data:`DEFAULTS`, then :data:`QUICK` if asked, then ``--set section.key=value`` overrides."""
-    import ast
-
-    cfg = copy.deepcopy(DEFAULTS)
-    if quick:
-        for section, values in QUICK.items():
-            cfg[section].update(values)
-    for item in overrides:
-        key, sep, raw = item.partition("=")
-        section, dot, name = key.strip().partition(".")
-        if not sep or not dot or section not in cfg:
-            raise SystemExit(f"--set {item!r}: expected section.key=value with section in {sorted(cfg)}")
-        try:
-            cfg[section][name] = ast.literal_eval(raw.strip())
-        except (ValueError, SyntaxError):
-            cfg[section][name] = raw.strip()
-    return cfg
+    return layered_config(DEFAULTS, QUICK, quick, overrides)
 
 
 #: The config sections each unit depends on: a record is reused only if these are unchanged.

@@ -44,6 +44,9 @@ __all__ = [
     "Bundle",
     "BundleError",
     "Embedder",
+    "READABLE_FORMAT_VERSIONS",
+    "check_relpath",
+    "listed_file",
     "load_bundle",
     "save_bundle",
 ]
@@ -128,18 +131,49 @@ def _fsync_tree(root: Path) -> None:
             os.close(fd)
 
 
-def _check_relpath(name: Any, where: str) -> PurePosixPath:
-    """Refuse anything but a plain relative POSIX path without ``.``/``..`` parts."""
+def check_relpath(name: Any, where: str) -> PurePosixPath:
+    """Refuse anything but a plain relative POSIX path without ``.``/``..`` parts (a bundle file name).
+
+    Raises:
+        BundleError: ``"<where>: file name ... is not a plain relative path (<why>)"``.
+    """
+    problem = None
     if not isinstance(name, str) or not name:
-        raise BundleError(f"{where}: file name {name!r} is not a non-empty string")
-    if "\\" in name or "\x00" in name or ":" in name:
-        raise BundleError(f"{where}: file name {name!r} contains a forbidden character")
-    rel = PurePosixPath(name)
-    if rel.is_absolute():
-        raise BundleError(f"{where}: file name {name!r} is an absolute path")
-    if any(part in ("", ".", "..") for part in name.split("/")):
-        raise BundleError(f"{where}: file name {name!r} contains '..', '.' or an empty part")
-    return rel
+        problem = "not a non-empty string"
+    elif "\\" in name or "\x00" in name or ":" in name:
+        problem = "contains a forbidden character"
+    elif PurePosixPath(name).is_absolute():
+        problem = "an absolute path"
+    elif any(part in ("", ".", "..") for part in name.split("/")):
+        problem = "contains '..', '.' or an empty part"
+    if problem is not None:
+        raise BundleError(f"{where}: file name {name!r} is not a plain relative path ({problem})")
+    return PurePosixPath(name)
+
+
+def listed_file(root: Path, root_real: Path, name: Any, where: str) -> Path:
+    """The real path of the manifest-listed file ``name``: it must resolve to a regular file inside the bundle.
+
+    Args:
+        root: The bundle directory.
+        root_real: ``root.resolve()``.
+        name: The name as the manifest lists it.
+        where: Prefix of the error messages about the name itself.
+
+    Raises:
+        BundleError: For an unsafe name, a missing file, a link leading out of the bundle, or anything that is
+            not a regular file (a FIFO or device could block the reader forever).
+    """
+    path = root / check_relpath(name, where)
+    try:
+        real = path.resolve(strict=True)
+    except (OSError, RuntimeError) as exc:
+        raise BundleError(f"{path}: listed in the manifest but missing ({exc})") from exc
+    if not real.is_relative_to(root_real):
+        raise BundleError(f"{path}: resolves to {real}, outside the bundle directory")
+    if not real.is_file():
+        raise BundleError(f"{path}: not a regular file")
+    return real
 
 
 def _component_files(directory: Path, reported: list[str | Path], what: str) -> list[str]:
@@ -156,7 +190,7 @@ def _component_files(directory: Path, reported: list[str | Path], what: str) -> 
                 raise ValueError(f"{what}.save() reported {item}, outside {directory}")
             item = path.resolve().relative_to(root).as_posix()
         names.append(str(item))
-        _check_relpath(names[-1], f"{what}.save()")
+        check_relpath(names[-1], f"{what}.save()")
     written = {p.relative_to(directory).as_posix() for p in directory.rglob("*") if p.is_file() or p.is_symlink()}
     if set(names) != written:
         raise ValueError(
@@ -411,21 +445,13 @@ def _verified_copy(root: Path, manifest: dict[str, Any], staging: Path) -> None:
     root_real = root.resolve(strict=True)
     for name, entry in manifest["files"].items():
         where = f"{root / MANIFEST_FILE} files[{name!r}]"
-        rel = _check_relpath(name, where)
+        rel = check_relpath(name, where)
         if name == MANIFEST_FILE:
             raise BundleError(f"{where}: the manifest cannot list itself")
         if not isinstance(entry, dict) or not isinstance(entry.get("sha256"), str):
             raise BundleError(f"{where}: entry needs a 'sha256' string")
         path = root / rel
-        try:
-            real = path.resolve(strict=True)
-        except (FileNotFoundError, RuntimeError) as exc:
-            raise BundleError(f"{path}: listed in the manifest but missing") from exc
-        if not real.is_relative_to(root_real):
-            raise BundleError(f"{path}: resolves to {real}, outside the bundle directory")
-        if not real.is_file():
-            raise BundleError(f"{path}: not a regular file")
-        data = real.read_bytes()
+        data = listed_file(root, root_real, name, where).read_bytes()
         digest = hashlib.sha256(data).hexdigest()
         if digest != entry["sha256"]:
             raise BundleError(f"{path}: sha256 mismatch (manifest {entry['sha256']}, file {digest}); refusing to load")
@@ -439,7 +465,7 @@ def _component(manifest: dict[str, Any], key: str, subdir: str) -> dict[str, Any
     if not isinstance(comp, dict) or not isinstance(comp.get("kind"), str) or not isinstance(comp.get("files"), list):
         raise BundleError(f"manifest field {key!r} needs 'kind' and 'files'")
     for name in comp["files"]:
-        _check_relpath(name, f"manifest field {key!r}")
+        check_relpath(name, f"manifest field {key!r}")
         if name not in manifest["files"]:
             raise BundleError(f"manifest field {key!r}: file {name!r} is not hashed in 'files'")
         if not str(name).startswith(subdir + "/"):

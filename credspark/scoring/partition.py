@@ -31,14 +31,14 @@ import tempfile
 from collections import OrderedDict
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
-from pathlib import Path, PurePosixPath
+from pathlib import Path
 from typing import Any, Protocol
 
 import numpy as np
 import pandas as pd
 import xgboost as xgb
 
-from credspark.models.bundle import MANIFEST_FILE, Bundle, BundleError, load_bundle
+from credspark.models.bundle import MANIFEST_FILE, Bundle, BundleError, check_relpath, listed_file, load_bundle
 from credspark.models.inputs import arrays_from_frame
 from credspark.models.spec import FeatureSpec
 from credspark.scoring.attribution import embedding_attribution
@@ -91,16 +91,6 @@ class _HasValue(Protocol):
 
 
 # ------------------------------------------------------------------------------------------ bundle bytes
-def _safe_relpath(name: object) -> PurePosixPath:
-    """A manifest file name that can be joined under a directory without escaping it."""
-    if not isinstance(name, str) or not name or "\\" in name or "\x00" in name or ":" in name:
-        raise BundleError(f"bundle file name {name!r} is not a plain relative path")
-    rel = PurePosixPath(name)
-    if rel.is_absolute() or any(part in ("", ".", "..") for part in name.split("/")):
-        raise BundleError(f"bundle file name {name!r} is not a plain relative path")
-    return rel
-
-
 def read_bundle_files(directory: str | Path) -> dict[str, bytes]:
     """Read a bundle's manifest and every file it lists into memory (not verified yet).
 
@@ -130,19 +120,11 @@ def read_bundle_files(directory: str | Path) -> dict[str, bytes]:
     files = {MANIFEST_FILE: raw}
     root_real = root.resolve()
     for name in listed:
-        path = root / _safe_relpath(name)
-        try:
-            real = path.resolve(strict=True)
-        except (OSError, RuntimeError) as e:
-            raise BundleError(f"{path}: listed in the manifest but missing ({e})") from e
-        if not real.is_relative_to(root_real):
-            raise BundleError(f"{path}: resolves to {real}, outside the bundle directory")
-        if not real.is_file():
-            raise BundleError(f"{path}: not a regular file")
+        real = listed_file(root, root_real, name, f"{manifest} files")
         try:
             files[name] = real.read_bytes()
         except OSError as e:
-            raise BundleError(f"{path}: listed in the manifest but unreadable ({e})") from e
+            raise BundleError(f"{root / name}: listed in the manifest but unreadable ({e})") from e
     return files
 
 
@@ -164,7 +146,7 @@ def load_bundle_from_files(files: BundleFiles, *, expected_spec: FeatureSpec | N
     tmp = Path(tempfile.mkdtemp(prefix="credspark-score-"))
     try:
         for name, data in files.items():
-            target = tmp / _safe_relpath(name)
+            target = tmp / check_relpath(name, "bundle")
             target.parent.mkdir(parents=True, exist_ok=True)
             target.write_bytes(data)
         return load_bundle(tmp, expected_spec=expected_spec)
