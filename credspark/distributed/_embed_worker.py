@@ -185,9 +185,23 @@ def embed_partition(
 
         torch.set_num_threads(int(params.torch_threads))
     spec = FeatureSpec.from_dict(params.spec)
-    embedder = cached_model(params.key, lambda: load_embedder(load_files()))
+    embedder = cached_model(params.key, lambda: _InferenceEmbedder(load_embedder(load_files())))
     for pdf in frames:
         yield embed_frame(pdf, embedder, spec, params)
+
+
+class _InferenceEmbedder:
+    """A loaded embedder whose ``embed`` is the scoring path (:func:`credspark.models.bundle.inference_embed`).
+
+    The training job trains and evaluates the focal XGBoost on these embeddings, so its test metrics and the
+    stored training distributions of ``pd`` are those of the network the nightly scoring job runs.
+    """
+
+    def __init__(self, model: Any) -> None:
+        from credspark.models.bundle import inference_embed
+
+        self.model = model
+        self.embed = inference_embed(model)
 
 
 @dataclass(frozen=True)

@@ -46,6 +46,7 @@ __all__ = [
     "Embedder",
     "READABLE_FORMAT_VERSIONS",
     "check_relpath",
+    "inference_embed",
     "listed_file",
     "load_bundle",
     "save_bundle",
@@ -91,6 +92,17 @@ class Embedder(Protocol):
 
 
 # --------------------------------------------------------------------------- registry
+def inference_embed(embedder: Any) -> Any:
+    """The embedding function inference uses: the embedder's ``inference_embedder()`` if it has one, else ``embed``.
+
+    Scoring and the training job's embedding step both call this, so the classifier is trained, evaluated and
+    used on embeddings from the same network (for ResNetLSTM the folded one, equal to the eager ``embed`` up
+    to float32 rounding; see :meth:`credspark.models.resnet_lstm.ResNetLSTM.inference_embedder`).
+    """
+    make = getattr(embedder, "inference_embedder", None)
+    return make() if callable(make) else embedder.embed
+
+
 def _resolve(target: str | type) -> type:
     if isinstance(target, type):
         return target

@@ -38,7 +38,15 @@ import numpy as np
 import pandas as pd
 import xgboost as xgb
 
-from credspark.models.bundle import MANIFEST_FILE, Bundle, BundleError, check_relpath, listed_file, load_bundle
+from credspark.models.bundle import (
+    MANIFEST_FILE,
+    Bundle,
+    BundleError,
+    check_relpath,
+    inference_embed,
+    listed_file,
+    load_bundle,
+)
 from credspark.models.inputs import arrays_from_frame
 from credspark.models.spec import FeatureSpec
 from credspark.scoring.attribution import embedding_attribution
@@ -219,9 +227,7 @@ class ScoringModel:
         (scores within 1e-6; see :meth:`credspark.models.resnet_lstm.ResNetLSTM.inference_embedder`).
         """
         if self._embed is None:
-            embedder = self.bundle.embedder
-            make = getattr(embedder, "inference_embedder", None)
-            embed = make() if callable(make) else embedder.embed
+            embed = inference_embed(self.bundle.embedder)
             self._embed_takes_batch = "batch_size" in inspect.signature(embed).parameters
             self._embed = embed
         return self._embed

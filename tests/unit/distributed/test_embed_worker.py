@@ -74,6 +74,13 @@ def test_embed_partition_layout_matches_the_bundle(tiny, tmp_path):
     expected = np.hstack([embedder.embed(static, dynamic, mask), static])
     np.testing.assert_allclose(np.stack(got["features"].to_list()), expected, rtol=1e-5, atol=1e-6)
     np.testing.assert_array_equal(got["customer_id"].to_numpy(), pdf["customer_id"].to_numpy())
+    # Exactly what scoring computes: the embedder's inference path (the folded network), frame by frame.
+    scoring_embed = embedder.inference_embedder()
+    assert scoring_embed != embedder.embed
+    for frame, result in ((frames[0], out[0]), (frames[2], out[2])):
+        s, d, m = arrays_from_frame(frame, spec)
+        np.testing.assert_array_equal(np.stack(result["features"].to_list()),
+                                      np.hstack([scoring_embed(s, d, m, batch_size=16), s]))
     W.clear_cache()
 
 
