@@ -525,6 +525,7 @@ def calibrated_pd_column(cal: Calibrator, raw_pd: Column) -> Column:
         p = F.least(F.greatest(raw_pd.cast("double"), F.lit(1e-15)), F.lit(1.0 - 1e-15))
         z = F.lit(cal.slope) * (F.log(p) - F.log1p(-p)) + F.lit(cal.intercept)
         return F.lit(1.0) / (F.lit(1.0) + F.exp(-z))
+
     @F.pandas_udf("double")  # type: ignore[call-overload]
     def _iso(s: pd.Series) -> pd.Series:
         return pd.Series(cal.pd_from_raw_pd(s.to_numpy(dtype=np.float64)), index=s.index)
