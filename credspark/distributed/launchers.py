@@ -295,7 +295,8 @@ def _as_worker_error(info: dict[str, Any]) -> WorkerError:
 
 
 #: What a collective says when a peer's process went away: the symptom on the survivors, not the cause.
-_PEER_LOST = ("Connection reset by peer", "Connection closed by peer", "Broken pipe")
+#: gloo under torch.distributed reports the lost connection; Horovod shuts down and reports that instead.
+_PEER_LOST = ("Connection reset by peer", "Connection closed by peer", "Broken pipe", "Horovod has been shut down")
 
 
 def _worker_error(error_dir: str, num_workers: int) -> WorkerError | None:

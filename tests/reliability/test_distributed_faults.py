@@ -78,6 +78,8 @@ class RankKiller(threading.Thread):
                 return None if worker is None else worker.parent().parent()
             except (psutil.Error, AttributeError):
                 return None
+        if self.env_key == "HOROVOD_RANK":
+            return self._find_horovod_worker()
         for p in psutil.Process(os.getpid()).children(recursive=True):
             try:
                 cmd, env = " ".join(p.cmdline()), p.environ()
@@ -92,6 +94,21 @@ class RankKiller(threading.Thread):
             ):
                 return p
         return None
+
+    def _find_horovod_worker(self):
+        """The deepest Python process carrying ``HOROVOD_RANK=rank`` (the one that runs the training)."""
+        import psutil
+
+        found = []
+        for p in psutil.Process(os.getpid()).children(recursive=True):
+            try:
+                if p.environ().get(self.env_key) == self.rank and "python" in p.name():
+                    found.append(p)
+            except psutil.Error:
+                continue
+        pids = {p.pid for p in found}
+        leaves = [p for p in found if not any(c.pid in pids for c in p.children(recursive=True))]
+        return leaves[0] if len(leaves) == 1 else None
 
     def _rank_of(self, p):
         import psutil
@@ -200,4 +217,29 @@ def test_a_killed_torchrun_wrapper_fails_the_run_and_leaves_no_training_behind(s
     time.sleep(3)
     assert sorted(str(p) for p in ckpt_dir.rglob("*")) == files
     assert not any(Path(opts.output_dir).glob("*")), "a final model was written after the run failed"
+    feed.cleanup()
+
+
+def test_a_horovod_worker_killed_mid_epoch_fails_the_run_naming_it(spark, tmp_path):
+    pytest.importorskip("horovod.torch", reason="needs Horovod (make horovod)")
+    spec = tiny_spec()
+    feed = get_feed("arrow")(feature_dataframe(spark, spec, 3000, seed=2), spec=spec, work_dir=str(tmp_path),
+                             name="train", num_workers=2, seed=7, batch_size=32)  # fmt: skip
+    opts = worker_options(tmp_path / "run", epochs=3, batch_size=32)
+    ckpt_dir = Path(opts.checkpoint_dir)
+    killer = RankKiller(1, lambda: latest_checkpoint(ckpt_dir) is not None, env_key="HOROVOD_RANK")
+    killer.start()
+    started = time.monotonic()
+    try:
+        with pytest.raises(WorkerError) as info:
+            launch(train_resnet_lstm_worker, backend="horovod", num_workers=2, timeout_s=300,
+                   args=(feed, None, TINY_RESNET, opts))  # fmt: skip
+    finally:
+        killer.stop.set()
+    assert killer.killed is not None, "rank 1's Horovod training process was never found"
+    err = info.value
+    assert time.time() - killer.killed["at"] < 60, "the run must fail promptly, not wait for the timeout"
+    assert time.monotonic() - started < 240
+    assert (err.rank, err.error_type) == (1, "WorkerDied"), str(err)
+    assert latest_checkpoint(ckpt_dir).epoch == 0, "the killed epoch must not have been checkpointed"
     feed.cleanup()

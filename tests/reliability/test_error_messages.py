@@ -54,3 +54,18 @@ def test_the_error_names_a_rank_that_died_silently_not_its_peers_lost_connection
     assert (err.rank, err.error_type, err.message) == (1, "ValueError", "bad batch")
     (tmp_path / "empty").mkdir()
     assert _worker_error(str(tmp_path / "empty"), 2) is None
+
+
+def test_horovods_shutdown_on_the_survivor_is_read_as_a_lost_peer(tmp_path):
+    # What rank 0 of a Horovod run recorded when rank 1's process was SIGKILLed (seen in
+    # test_distributed_faults.py::test_a_horovod_worker_killed_mid_epoch_fails_the_run_naming_it).
+    from credspark.distributed.launchers import _worker_error
+
+    shut = ("Horovod has been shut down. This was caused by an exception on one of the ranks or an attempt to "
+            "allreduce, allgather or broadcast a tensor after one of the ranks finished execution.")
+    _record(tmp_path, 0, "HorovodInternalError", shut, 10.0)
+    err = _worker_error(str(tmp_path), 2)
+    assert (err.rank, err.error_type) == (1, "WorkerDied") and "HorovodInternalError" in err.message
+    # A rank that raised is still the cause: it records its error before Horovod shuts the others down.
+    _record(tmp_path, 1, "ValueError", "bad batch", 9.9)
+    assert (_worker_error(str(tmp_path), 2).rank, _worker_error(str(tmp_path), 2).error_type) == (1, "ValueError")
