@@ -16,7 +16,9 @@ Methods (``train.calibration``):
 ``isotonic``
     A non-decreasing piecewise-linear map fitted by pool-adjacent-violators (scikit-learn's
     ``IsotonicRegression``), stored as knots and applied by linear interpolation, clipped at the ends. More
-    flexible; it needs more validation rows and creates ties, so AUC can move slightly.
+    flexible; it needs more validation rows and creates ties, so AUC can move slightly. A block of validation
+    rows without a default would get pd 0 (and one of only defaults pd 1), so its values are bounded to
+    :data:`ISOTONIC_PD_BOUNDS` (the 0.03% PD floor of the Basel framework for retail exposures).
 ``none``
     ``pd = sigmoid(margin)``, the booster's own output.
 
@@ -33,13 +35,17 @@ from typing import Any
 
 import numpy as np
 
-__all__ = ["CALIBRATION_METHODS", "Calibrator", "IDENTITY", "fit_calibrator", "margin_from_pd"]
+__all__ = ["CALIBRATION_METHODS", "Calibrator", "IDENTITY", "ISOTONIC_PD_BOUNDS", "fit_calibrator", "margin_from_pd"]
 
 #: Methods :func:`fit_calibrator` knows.
 CALIBRATION_METHODS = ("none", "platt", "isotonic")
 
 #: Probabilities are clipped to [_P_EPS, 1 - _P_EPS] before taking log-odds (margin_from_pd).
 _P_EPS = 1e-15
+
+#: Range of an isotonic map's probabilities: no customer gets pd 0 or 1 from a block of validation rows that
+#: happened to hold no default (or only defaults). 0.0003 is the Basel PD floor (0.03%).
+ISOTONIC_PD_BOUNDS = (0.0003, 1.0 - 0.0003)
 
 
 def _sigmoid(z: np.ndarray) -> np.ndarray:
@@ -255,7 +261,8 @@ def fit_calibrator(method: str, margin: Any, y: Any, *, max_knots: int = 2000) -
         return Calibrator("platt", slope=slope, intercept=intercept, n_fit=int(yy.size), positive_rate=rate)
     from sklearn.isotonic import IsotonicRegression
 
-    iso = IsotonicRegression(y_min=0.0, y_max=1.0, increasing=True, out_of_bounds="clip").fit(m, yy)
+    low, high = ISOTONIC_PD_BOUNDS
+    iso = IsotonicRegression(y_min=low, y_max=high, increasing=True, out_of_bounds="clip").fit(m, yy)
     xk, pk = np.asarray(iso.X_thresholds_, dtype=np.float64), np.asarray(iso.y_thresholds_, dtype=np.float64)
     if xk.size < 2:  # every row in one block: a constant map
         raise ValueError("calibration: the isotonic fit is constant (the margins do not separate the classes)")

@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 
 from credspark.metrics import brier_score, roc_auc
-from credspark.models.calibration import IDENTITY, Calibrator, fit_calibrator, margin_from_pd
+from credspark.models.calibration import IDENTITY, ISOTONIC_PD_BOUNDS, Calibrator, fit_calibrator, margin_from_pd
 
 
 def _sample(n, seed, slope=0.5, intercept=-1.0):
@@ -63,6 +63,15 @@ def test_isotonic_knots_are_capped_and_stay_increasing():
     assert np.all(np.diff(cal.knots_margin) > 0) and np.all(np.diff(cal.knots_pd) >= 0)
     # Outside the fitted range the map is clipped to its end values.
     assert cal.pd_from_margin(np.array([-1e9, 1e9])).tolist() == [cal.knots_pd[0], cal.knots_pd[-1]]
+
+
+def test_isotonic_never_says_zero_or_certain():
+    # The lowest margins hold no default and the highest only defaults: pd stays within the floor and cap.
+    m = np.linspace(-5, 5, 3000)
+    y = np.r_[np.zeros(1000, int), np.random.default_rng(7).integers(0, 2, 1000), np.ones(1000, int)]
+    cal = fit_calibrator("isotonic", m, y)
+    p = cal.pd_from_margin(np.array([-100.0, 0.0, 100.0]))
+    assert p[0] == ISOTONIC_PD_BOUNDS[0] and p[2] == ISOTONIC_PD_BOUNDS[1] and 0.3 < p[1] < 0.7
 
 
 @pytest.mark.parametrize(
