@@ -13,6 +13,7 @@ import os
 import signal
 import threading
 import time
+from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
@@ -136,39 +137,42 @@ class RankKiller(threading.Thread):
                 return
 
 
-def test_a_torch_distributor_worker_killed_mid_epoch_fails_the_run_naming_it_and_a_rerun_resumes(spark, tmp_path):
+@dataclass
+class _KilledRun:
+    err: WorkerError  # what launch() raised
+    killer: RankKiller
+    opts: object  # the WorkerOptions
+    feed: object
+    seconds: float  # how long launch() took
+
+
+def _launch_and_kill(spark, tmp_path, *, backend, workers, epochs, data_seed=2, rank=1, **killer_kw) -> _KilledRun:
+    """Train the tiny ResNet-LSTM over ``backend`` and SIGKILL ``rank``'s process (or launcher, ``target=``) once
+    epoch 0 is checkpointed: the rank is then inside epoch 1 (an epoch takes about a second here)."""
     spec = tiny_spec()
-    feed = get_feed("arrow")(
-        feature_dataframe(spark, spec, 3000, seed=2),
-        spec=spec,
-        work_dir=str(tmp_path),
-        name="train",
-        num_workers=2,
-        seed=7,
-        batch_size=32,
-    )
-    root = tmp_path / "run"
-    opts = worker_options(root, epochs=3, batch_size=32)
+    feed = get_feed("arrow")(feature_dataframe(spark, spec, 3000, seed=data_seed), spec=spec, work_dir=str(tmp_path),
+                             name="train", num_workers=workers, seed=7, batch_size=32)  # fmt: skip
+    opts = worker_options(tmp_path / "run", epochs=epochs, batch_size=32)
     ckpt_dir = Path(opts.checkpoint_dir)
-    # Epoch 0 checkpointed: rank 1 is then inside epoch 1 (an epoch takes about a second here).
-    killer = RankKiller(1, lambda: latest_checkpoint(ckpt_dir) is not None)
+    killer = RankKiller(rank, lambda: latest_checkpoint(ckpt_dir) is not None, **killer_kw)
     killer.start()
     started = time.monotonic()
     try:
         with pytest.raises(WorkerError) as info:
-            launch(
-                train_resnet_lstm_worker,
-                backend="torch_distributor",
-                num_workers=2,
-                timeout_s=300,
-                args=(feed, None, TINY_RESNET, opts),
-            )
+            launch(train_resnet_lstm_worker, backend=backend, num_workers=workers, timeout_s=300,
+                   args=(feed, None, TINY_RESNET, opts))  # fmt: skip
     finally:
         killer.stop.set()
+    return _KilledRun(info.value, killer, opts, feed, time.monotonic() - started)
+
+
+def test_a_torch_distributor_worker_killed_mid_epoch_fails_the_run_naming_it_and_a_rerun_resumes(spark, tmp_path):
+    run = _launch_and_kill(spark, tmp_path, backend="torch_distributor", workers=2, epochs=3)
+    err, killer, opts, feed = run.err, run.killer, run.opts, run.feed
+    ckpt_dir = Path(opts.checkpoint_dir)
     assert killer.killed is not None, "rank 1's training process was never found"
-    err = info.value
     assert time.time() - killer.killed["at"] < 60, "the run must fail promptly, not wait for the timeout"
-    assert time.monotonic() - started < 240
+    assert run.seconds < 240
     assert (err.rank, err.error_type) == (1, "WorkerDied"), str(err)
     assert "rank 1 ended without raising" in err.message and "lost its connection" in err.message
     ckpt = latest_checkpoint(ckpt_dir)
@@ -187,22 +191,12 @@ def test_a_killed_torchrun_wrapper_fails_the_run_and_leaves_no_training_behind(s
     # The wrapper is what the Spark task started. Killing it orphaned torchrun and its workers: with one
     # worker (no peer whose loss would stop it) training went on, checkpointing and finally saving the model,
     # after launch() had raised. Now the worker notices within half a second and stops.
-    spec = tiny_spec()
-    feed = get_feed("arrow")(feature_dataframe(spark, spec, 3000, seed=3), spec=spec, work_dir=str(tmp_path),
-                             name="train", num_workers=workers, seed=7, batch_size=32)  # fmt: skip
-    opts = worker_options(tmp_path / "run", epochs=12, batch_size=32)
+    run = _launch_and_kill(spark, tmp_path, backend="torch_distributor", workers=workers, epochs=12, data_seed=3,
+                           rank=workers - 1, target="wrapper")  # fmt: skip
+    err, killer, opts, feed = run.err, run.killer, run.opts, run.feed
     ckpt_dir = Path(opts.checkpoint_dir)
-    killer = RankKiller(workers - 1, lambda: latest_checkpoint(ckpt_dir) is not None, target="wrapper")
-    killer.start()
-    try:
-        with pytest.raises(WorkerError) as info:
-            launch(train_resnet_lstm_worker, backend="torch_distributor", num_workers=workers, timeout_s=300,
-                   args=(feed, None, TINY_RESNET, opts))  # fmt: skip
-    finally:
-        killer.stop.set()
     assert killer.killed is not None, "the torchrun wrapper was never found"
     assert "torch_run_process_wrapper" in killer.killed["cmd"]
-    err = info.value
     assert time.time() - killer.killed["at"] < 60, "the run must fail promptly, not wait for the timeout"
     assert "Py4JJavaError" not in str(err) and err.error_type in {"WorkerDied", "LauncherDied"}, str(err)
     # Within seconds no training process is left (the killed wrapper's agent and worker included, though
@@ -222,24 +216,12 @@ def test_a_killed_torchrun_wrapper_fails_the_run_and_leaves_no_training_behind(s
 
 def test_a_horovod_worker_killed_mid_epoch_fails_the_run_naming_it(spark, tmp_path):
     pytest.importorskip("horovod.torch", reason="needs Horovod (make horovod)")
-    spec = tiny_spec()
-    feed = get_feed("arrow")(feature_dataframe(spark, spec, 3000, seed=2), spec=spec, work_dir=str(tmp_path),
-                             name="train", num_workers=2, seed=7, batch_size=32)  # fmt: skip
-    opts = worker_options(tmp_path / "run", epochs=3, batch_size=32)
+    run = _launch_and_kill(spark, tmp_path, backend="horovod", workers=2, epochs=3, env_key="HOROVOD_RANK")
+    err, killer, opts, feed = run.err, run.killer, run.opts, run.feed
     ckpt_dir = Path(opts.checkpoint_dir)
-    killer = RankKiller(1, lambda: latest_checkpoint(ckpt_dir) is not None, env_key="HOROVOD_RANK")
-    killer.start()
-    started = time.monotonic()
-    try:
-        with pytest.raises(WorkerError) as info:
-            launch(train_resnet_lstm_worker, backend="horovod", num_workers=2, timeout_s=300,
-                   args=(feed, None, TINY_RESNET, opts))  # fmt: skip
-    finally:
-        killer.stop.set()
     assert killer.killed is not None, "rank 1's Horovod training process was never found"
-    err = info.value
     assert time.time() - killer.killed["at"] < 60, "the run must fail promptly, not wait for the timeout"
-    assert time.monotonic() - started < 240
+    assert run.seconds < 240
     assert (err.rank, err.error_type) == (1, "WorkerDied"), str(err)
     assert latest_checkpoint(ckpt_dir).epoch == 0, "the killed epoch must not have been checkpointed"
     feed.cleanup()
