@@ -62,9 +62,9 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # ... and credspar
 import paper_fidelity as fid  # noqa: E402
 from _common import emit_json, layered_config, peak_rss_mb, timed  # noqa: E402
 from models_uci import DEFAULTS as UCI_DEFAULTS  # noqa: E402
-from models_uci import _jsonable, _subsample, fit_focal_xgb, fit_plain_xgb, fit_resnet_lstm  # noqa: E402
+from models_uci import _jsonable, _subsample, fit_focal_xgb, fit_plain_xgb, fit_resnet_lstm, score_metrics  # noqa: E402
 
-from credspark.metrics import best_f1_threshold, ks_statistic, precision_recall_f1, roc_auc  # noqa: E402
+from credspark.metrics import roc_auc  # noqa: E402
 from credspark.sources.uci_arrays import DEFAULT_UCI_CSV, UciArrays, load_uci_arrays, paper_split  # noqa: E402
 
 LOG = logging.getLogger("benchmarks.paper")
@@ -227,17 +227,8 @@ def evaluate_scores(y_valid: np.ndarray, s_valid: np.ndarray, y_test: np.ndarray
 
     Scores only need to rank (an SVM's decision values are fine).
     """
-    s_valid, s_test = np.asarray(s_valid, dtype=np.float64), np.asarray(s_test, dtype=np.float64)
-    threshold = best_f1_threshold(y_valid, s_valid)
-    prf = precision_recall_f1(y_test, s_test, threshold)
-    return {
-        "auc": roc_auc(y_test, s_test),
-        "ks": ks_statistic(y_test, s_test),
-        "f1": prf["f1"],
-        "recall": prf["recall"],
-        "precision": prf["precision"],
-        "valid_auc": roc_auc(y_valid, s_valid),
-    }
+    metrics = score_metrics(y_valid, s_valid, y_test, s_test)  # its Brier score needs probabilities: left out
+    return {k: metrics[k] for k in ("auc", "ks", "f1", "recall", "precision", "valid_auc")}
 
 
 # ------------------------------------------------------------------------------------------- one seed
