@@ -77,16 +77,25 @@ def run_ranks(fn, world_size=2):
     return results, group
 
 
+_INIT_LOCK = threading.Lock()
+
+
 def _net(seed):
-    torch.manual_seed(seed)
-    return nn.Sequential(nn.Linear(3, 4), nn.BatchNorm1d(4), nn.Linear(4, 1))
+    # The ranks are threads sharing torch's global generator: seed and draw under a lock so both get the same
+    # initial weights whatever the interleaving.
+    with _INIT_LOCK:
+        torch.manual_seed(seed)
+        return nn.Sequential(nn.Linear(3, 4), nn.BatchNorm1d(4), nn.Linear(4, 1))
 
 
 def test_allreduce_grads_averages_in_one_call():
     def fn(ctx):
         net = _net(0)
-        x = torch.full((5, 3), float(ctx.rank + 1))
-        net(x).sum().backward()
+        # Rows that differ within the batch and a loss that is not a plain sum: batch norm's outputs sum to a
+        # constant, so `net(x).sum()` on identical rows gave the first layer a zero gradient up to rounding
+        # noise, and the check below that the ranks' gradients differ was left to that noise.
+        x = torch.arange(15, dtype=torch.float32).reshape(5, 3) ** (1 + ctx.rank) / 10.0
+        net(x).pow(2).sum().backward()
         before = [p.grad.clone() for p in net.parameters()]
         ctx.allreduce_grads(net)
         return before, [p.grad.clone() for p in net.parameters()]
