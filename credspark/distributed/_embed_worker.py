@@ -13,7 +13,6 @@ from __future__ import annotations
 import hashlib
 import shutil
 import tempfile
-from collections import OrderedDict
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
@@ -24,6 +23,7 @@ import pandas as pd
 
 from credspark.models.inputs import arrays_from_frame, stack_array_column
 from credspark.models.spec import FeatureSpec
+from credspark.worker_cache import WorkerCache
 
 __all__ = [
     "ModelFiles",
@@ -44,8 +44,7 @@ __all__ = [
 ModelFiles = Mapping[str, bytes]
 
 #: Loaded models kept per Python worker (oldest evicted first).
-_CACHE_SIZE = 4
-_CACHE: OrderedDict[str, Any] = OrderedDict()
+_CACHE: WorkerCache[Any] = WorkerCache(4)
 
 T = TypeVar("T")
 
@@ -68,15 +67,7 @@ def cached_model(key: str, build: Callable[[], T]) -> T:
     Returns:
         The cached model.
     """
-    model = _CACHE.get(key)
-    if model is None:
-        model = build()
-        _CACHE[key] = model
-        while len(_CACHE) > _CACHE_SIZE:
-            _CACHE.popitem(last=False)
-    else:
-        _CACHE.move_to_end(key)
-    return model
+    return _CACHE.get(key, build)
 
 
 def clear_cache() -> None:

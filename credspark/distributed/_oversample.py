@@ -14,10 +14,12 @@ import numpy as np
 import pyarrow as pa
 
 from credspark.models.inputs import LABEL_COLUMN, MASK_COLUMN, SEQ_COLUMN
+from credspark.worker_cache import WorkerCache
 
 __all__ = ["generated_batch", "generate_partition", "generated_arrow_schema"]
 
-_MODELS: dict[str, Any] = {}
+#: The ACTGAN generator loaded per Python worker, keyed by its (per-run) model folder.
+_MODELS: WorkerCache[Any] = WorkerCache(2)
 
 
 def generated_arrow_schema(static_names: list[str]) -> pa.Schema:
@@ -60,14 +62,15 @@ def generated_batch(model: Any, n: int, seed: int, label: int = 1) -> pa.RecordB
 
 
 def _model(model_dir: str) -> Any:
-    if model_dir not in _MODELS:
+    def load() -> Any:
         import torch
 
         from credspark.models.actgan import ACTGAN
 
         torch.set_num_threads(1)
-        _MODELS[model_dir] = ACTGAN.load(model_dir, device="cpu")
-    return _MODELS[model_dir]
+        return ACTGAN.load(model_dir, device="cpu")
+
+    return _MODELS.get(model_dir, load)
 
 
 def generate_partition(batches: Iterator[pa.RecordBatch], *, model_dir: str, seed: int) -> Iterator[pa.RecordBatch]:

@@ -30,7 +30,7 @@ import math
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import numpy as np
 import torch
@@ -39,18 +39,17 @@ from torch import nn
 from credspark.distributed._checkpoint import latest_checkpoint, save_checkpoint
 from credspark.distributed._context import LocalContext, WorkerContext
 from credspark.distributed.feeds import Batch, FeedHandle
-from credspark.models._gan_common import N_CLASSES, ConditionalBatchSampler, ConditionalGenerator
+from credspark.models._gan_common import ConditionalBatchSampler
 from credspark.models._gan_common import train_epoch as gan_train_epoch
 from credspark.models._gan_transformer import GanDataTransformer
 from credspark.models._preprocess import InputPreprocessor
-from credspark.models.actgan import ACTGAN, ACTGANDiscriminator, critic_step, generator_step
+from credspark.models.actgan import ACTGAN
 from credspark.models.resnet_lstm import (
     EarlyStopping,
     ResNetLSTM,
     build_module,
     evaluate,
     iter_batches,
-    make_loss,
     train_epoch,
 )
 
@@ -68,10 +67,10 @@ logger = logging.getLogger("credspark.distributed")
 RESNET_LSTM_DIR = "resnet_lstm"
 ACTGAN_DIR = "actgan"
 
-_RESNET_MODULE_KEYS = (
-    "embedding_dim", "filters", "blocks_per_stage", "lstm_hidden", "spatial_attention", "temporal_attention",
-    "dropout",
-)  # fmt: skip
+T = TypeVar("T")
+
+#: Constructor parameters that come from the run (feed, options), not from the model's config section.
+_RUN_KEYS = ("spec", "device", "random_state", "epochs", "batch_size")
 
 
 @dataclass(frozen=True)
@@ -149,6 +148,17 @@ def _from_json_float(v: float | None) -> float:
     return math.nan if v is None else float(v)
 
 
+def _estimator(cls: type[T], spec: Any, params: dict[str, Any], opts: WorkerOptions) -> T:
+    """The model's estimator with the config section's parameters (lists as tuples) and the run's settings.
+
+    The estimator owns the defaults of every parameter the section leaves out and builds the networks,
+    optimisers and losses the worker trains.
+    """
+    ctor = {k: (tuple(v) if isinstance(v, list) else v) for k, v in params.items() if k not in _RUN_KEYS}
+    return cls(spec=spec, epochs=opts.epochs, batch_size=opts.batch_size, random_state=opts.seed, device="cpu",
+               **ctor)
+
+
 # -------------------------------------------------------------------------------------- ResNet-LSTM
 def _resnet_tensors(pre: InputPreprocessor, batch: Batch) -> tuple[torch.Tensor, ...]:
     """Scaled CPU tensors ``(static, dynamic, mask, y)`` of a raw batch (runs in the prefetch thread)."""
@@ -197,24 +207,14 @@ def train_resnet_lstm_worker(
         pre = InputPreprocessor.from_dict(ckpt.extra["preprocessor"])
     else:
         pre = _fit_preprocessor(ctx, reader, spec, opts.fit_sample_rows)
-    module_kwargs = {
-        "n_static": pre.n_static_out_,
-        "n_channels": spec.C,
-        **{k: params[k] for k in _RESNET_MODULE_KEYS if k in params},
-    }
-    module_kwargs["filters"] = [int(f) for f in module_kwargs.get("filters", (16, 32, 64, 128))]
+    estimator = _estimator(ResNetLSTM, spec, params, opts)
+    module_kwargs = estimator.module_kwargs(pre.n_static_out_)
     torch.manual_seed(_seed(opts.seed, 0))
     module = build_module(**module_kwargs).to(ctx.device)
-    optimizer = torch.optim.Adam(
-        module.parameters(), lr=float(params.get("lr", 1e-4)), weight_decay=float(params.get("weight_decay", 0.0))
-    )
-    loss_fn = make_loss(
-        params.get("loss", "bce"),
-        alpha=float(params.get("focal_alpha", 0.25)),
-        gamma=float(params.get("focal_gamma", 2.0)),
-    )
+    optimizer = estimator.optimizer(module)
+    loss_fn = estimator.loss_fn()
     history: dict[str, list[float]] = {"train_loss": [], "valid_auc": [], "rows_per_s": []}
-    stopper = EarlyStopping(int(params.get("patience", 5))) if valid_feed is not None else None
+    stopper = EarlyStopping(int(estimator.patience)) if valid_feed is not None else None
     start_epoch = 0
     if ckpt is not None:
         ckpt.load_module("module", module)
@@ -223,12 +223,12 @@ def train_resnet_lstm_worker(
         start_epoch = ckpt.epoch + 1
         if stopper is not None and ckpt.extra.get("stopper"):
             st = ckpt.extra["stopper"]
-            stopper.best_score = _from_json_float(st["best_score"]) if st["best_score"] is not None else -math.inf
-            stopper.best_epoch, stopper._wait, stopper._epoch = st["best_epoch"], st["wait"], st["epoch"]
+            best_weights = None
             if st["best_epoch"] is not None:
                 best = build_module(**module_kwargs)
                 ckpt.load_module("best", best)
-                stopper._best_state = {k: v.to(ctx.device) for k, v in best.state_dict().items()}
+                best_weights = {k: v.to(ctx.device) for k, v in best.state_dict().items()}
+            stopper.load_state_dict(st, best_weights)
     ctx.broadcast_params(module)
 
     valid_t = None
@@ -271,7 +271,10 @@ def train_resnet_lstm_worker(
     if stopper is not None and stopper.best_epoch is not None:
         stopper.restore(module)
         best_epoch = stopper.best_epoch
-    model_dir = _save_resnet_model(opts, spec, params, module, module_kwargs, pre, history, best_epoch)
+    estimator.set_trained(module=module, module_kwargs=module_kwargs, preprocessor=pre, history=history,
+                          best_epoch=best_epoch)
+    model_dir = Path(opts.output_dir)
+    estimator.save(model_dir)
     return {
         "model_dir": str(model_dir),
         "history": {k: [_json_float(v) for v in vs] for k, vs in history.items()},
@@ -297,14 +300,10 @@ def _save_resnet_checkpoint(
     modules: dict[str, Any] = {"module": module}
     stopper_state = None
     if stopper is not None:
-        stopper_state = {
-            "best_score": _json_float(stopper.best_score),
-            "best_epoch": stopper.best_epoch,
-            "wait": stopper._wait,
-            "epoch": stopper._epoch,
-        }
-        if stopper._best_state is not None:
-            modules["best"] = stopper._best_state
+        stopper_state = stopper.state_dict()
+        stopper_state["best_score"] = _json_float(stopper_state["best_score"])
+        if stopper.best_weights is not None:
+            modules["best"] = stopper.best_weights
     save_checkpoint(
         opts.checkpoint_dir,
         epoch,
@@ -317,33 +316,6 @@ def _save_resnet_checkpoint(
             "stopped": stopped,
         },
     )
-
-
-def _save_resnet_model(
-    opts: WorkerOptions,
-    spec: Any,
-    params: dict[str, Any],
-    module: nn.Module,
-    module_kwargs: dict[str, Any],
-    pre: InputPreprocessor,
-    history: dict[str, list[float]],
-    best_epoch: int,
-) -> Path:
-    """Save in ResNetLSTM's own format so the driver loads it with ``ResNetLSTM.load``."""
-    ctor = {k: v for k, v in params.items() if k not in ("spec", "device", "random_state", "epochs", "batch_size")}
-    if "filters" in ctor:
-        ctor["filters"] = tuple(int(f) for f in ctor["filters"])
-    model = ResNetLSTM(
-        spec=spec, epochs=opts.epochs, batch_size=opts.batch_size, random_state=opts.seed, device="cpu", **ctor
-    )
-    model.module_ = module.to("cpu").eval()
-    model.module_kwargs_ = dict(module_kwargs)
-    model.preprocessor_ = pre
-    model.history_ = {"train_loss": list(history["train_loss"]), "valid_auc": list(history["valid_auc"])}
-    model.best_epoch_ = int(best_epoch)
-    out = Path(opts.output_dir)
-    model.save(out)
-    return out
 
 
 # ------------------------------------------------------------------------------------------- ACTGAN
@@ -383,20 +355,9 @@ def train_actgan_worker(
         transformer = GanDataTransformer.from_dict(ckpt.extra["transformer"])
     else:
         transformer = _fit_transformer(ctx, reader, spec, opts.fit_sample_rows, opts.seed)
-    noise_dim = int(params.get("noise_dim", 128))
+    model = _estimator(ACTGAN, spec, params, opts)
     torch.manual_seed(_seed(opts.seed, 0))
-    generator = ConditionalGenerator(
-        noise_dim, N_CLASSES, tuple(params.get("generator_dims", (256, 256))), transformer.output_info_,
-        tau=float(params.get("tau", 0.2)),
-    ).to(ctx.device)  # fmt: skip
-    discriminator = ACTGANDiscriminator(
-        transformer.output_dim_, tuple(params.get("discriminator_dims", (256, 256))), int(params.get("n_cross", 3)),
-        float(params.get("dropout", 0.5)),
-    ).to(ctx.device)  # fmt: skip
-    betas = tuple(params.get("betas", (0.5, 0.9)))
-    lr = float(params.get("lr", 2e-4))
-    g_opt = torch.optim.Adam(generator.parameters(), lr=lr, betas=betas)
-    d_opt = torch.optim.Adam(discriminator.parameters(), lr=lr, betas=betas)
+    generator, discriminator, g_opt, d_opt, d_step, g_step = model.prepare_training(transformer, ctx.device)
     history: list[dict[str, Any]] = []
     start_epoch = 0
     if ckpt is not None:
@@ -409,23 +370,9 @@ def train_actgan_worker(
     ctx.broadcast_params(generator)
     ctx.broadcast_params(discriminator)
 
-    n_critic = int(params.get("n_critic", 5))
-    gp_lambda, aux_weight = float(params.get("gp_lambda", 10.0)), float(params.get("aux_weight", 1.0))
-    aux_on_fake = bool(params.get("aux_on_fake", False))
-    positive_share = params.get("positive_share", 0.5)
+    n_critic = int(model.n_critic)
     rank_batch = max(2, math.ceil(opts.batch_size / ctx.world_size))
     iterations = max(1, reader.num_rows // opts.batch_size)
-
-    def d_step(real: torch.Tensor, labels: torch.Tensor, grad_sync: Any) -> dict[str, float]:
-        return critic_step(
-            generator, discriminator, d_opt, real, labels, noise_dim=noise_dim, gp_lambda=gp_lambda,
-            aux_weight=aux_weight, aux_on_fake=aux_on_fake, grad_sync=grad_sync,
-        )  # fmt: skip
-
-    def g_step(labels: torch.Tensor, grad_sync: Any) -> dict[str, float]:
-        return generator_step(
-            generator, discriminator, g_opt, labels, noise_dim=noise_dim, aux_weight=aux_weight, grad_sync=grad_sync
-        )
 
     generator.train()
     discriminator.train()
@@ -439,9 +386,8 @@ def train_actgan_worker(
         dtypes = {"static": shard.static.dtype.str, "dynamic": shard.dynamic.dtype.str, "mask": shard.mask.dtype.str}
         data = torch.as_tensor(transformer.transform(shard.static, shard.dynamic, shard.mask), device=ctx.device)
         try:
-            sampler = ConditionalBatchSampler(
-                data, shard.y, rank_batch, positive_share, np.random.default_rng(_seed(opts.seed, 2, ctx.rank, epoch))
-            )
+            rng = np.random.default_rng(_seed(opts.seed, 2, ctx.rank, epoch))
+            sampler = ConditionalBatchSampler(data, shard.y, rank_batch, model.positive_share, rng)
         except ValueError as e:
             raise ValueError(f"rank {ctx.rank}, epoch {epoch}: {e} (shard of {len(shard)} rows)") from e
         records = gan_train_epoch(
@@ -472,16 +418,7 @@ def train_actgan_worker(
         return None
     if not dtypes:
         dtypes = dict(ckpt.extra.get("input_dtypes", {})) if ckpt is not None else {}
-    model = ACTGAN(
-        spec=spec, epochs=opts.epochs, batch_size=opts.batch_size, random_state=opts.seed, device="cpu",
-        **{k: (tuple(v) if isinstance(v, list) else v) for k, v in params.items()
-           if k not in ("spec", "device", "random_state", "epochs", "batch_size")},
-    )  # fmt: skip
-    model.transformer_ = transformer
-    model.generator_ = generator.to("cpu")
-    model.discriminator_ = discriminator.to("cpu")
-    model.history_ = history
-    model.input_dtypes_ = dtypes or {"static": "<f4", "dynamic": "<f4", "mask": "|u1"}
+    model.set_trained(history=history, input_dtypes=dtypes or {"static": "<f4", "dynamic": "<f4", "mask": "|u1"})
     model.save(opts.output_dir)
     return {
         "model_dir": str(opts.output_dir),

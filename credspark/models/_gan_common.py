@@ -21,7 +21,7 @@ import math
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any, ClassVar
+from typing import Any, ClassVar, NamedTuple
 
 import numpy as np
 import torch
@@ -57,6 +57,17 @@ GradSync = Callable[[nn.Module], None]
 CriticStep = Callable[[torch.Tensor, torch.Tensor, "GradSync | None"], dict[str, float]]
 #: ``(labels, grad_sync) -> {"g_loss": ...}``
 GeneratorStep = Callable[[torch.Tensor, "GradSync | None"], dict[str, float]]
+
+
+class TrainingParts(NamedTuple):
+    """What :meth:`TabularGAN.prepare_training` builds: networks, optimisers and the bound steps."""
+
+    generator: nn.Module
+    discriminator: nn.Module
+    g_opt: torch.optim.Optimizer
+    d_opt: torch.optim.Optimizer
+    critic_step: CriticStep
+    generator_step: GeneratorStep
 
 # Purposes for derive_seed, so each random stream of a fit is independent of the others.
 _SEED_TRANSFORMER, _SEED_TORCH, _SEED_BATCHES, _SEED_SAMPLE = range(4)
@@ -446,17 +457,49 @@ class TabularGAN:
         return self
 
     def _init_training(self, device: torch.device) -> tuple[CriticStep, GeneratorStep]:
-        """Build fresh networks and optimisers on ``device``; return the bound critic and generator steps.
+        """Build fresh networks and optimisers on ``device``; return the bound critic and generator steps."""
+        parts = self.prepare_training(self.transformer_, device)
+        return parts.critic_step, parts.generator_step
 
-        A distributed trainer calls this on each worker, then :func:`train_epoch` with its own batch
-        iterator and ``grad_sync``.
+    def prepare_training(self, transformer: GanDataTransformer, device: torch.device | str) -> TrainingParts:
+        """Fresh networks (in training mode), optimisers and bound steps for a fitted data transformer.
+
+        :meth:`fit` uses it; a distributed worker calls it on each rank (after seeding torch the same way on
+        every rank), then :func:`train_epoch` with its own batch iterator and ``grad_sync``, and finally
+        :meth:`set_trained`.
+
+        Args:
+            transformer: The fitted data transformer (kept as ``transformer_``).
+            device: Where the networks live.
+
+        Returns:
+            The networks, their optimisers and the critic and generator steps bound to them.
         """
-        self._build_networks(device)
+        self.transformer_ = transformer
+        self._build_networks(torch.device(device) if isinstance(device, str) else device)
         self.generator_.train()
         self.discriminator_.train()
         g_opt = torch.optim.Adam(self.generator_.parameters(), lr=self.lr, betas=tuple(self.betas))
         d_opt = torch.optim.Adam(self.discriminator_.parameters(), lr=self.lr, betas=tuple(self.betas))
-        return self._make_steps(g_opt, d_opt)
+        critic, gen = self._make_steps(g_opt, d_opt)
+        return TrainingParts(self.generator_, self.discriminator_, g_opt, d_opt, critic, gen)
+
+    def set_trained(self, *, history: list[dict[str, Any]], input_dtypes: dict[str, str]) -> TabularGAN:
+        """Make this estimator fitted after :meth:`prepare_training` and training elsewhere (a worker).
+
+        Args:
+            history: One record per epoch (or iteration) of the training losses.
+            input_dtypes: NumPy dtype strings of the ``static``, ``dynamic`` and ``mask`` inputs it was
+                trained on (:meth:`sample` returns the same).
+
+        Returns:
+            TabularGAN: self, its networks on CPU.
+        """
+        self.generator_ = self.generator_.to("cpu")
+        self.discriminator_ = self.discriminator_.to("cpu")
+        self.history_ = list(history)
+        self.input_dtypes_ = dict(input_dtypes)
+        return self
 
     def _build_networks(self, device: torch.device) -> None:
         spans = self.transformer_.output_info_

@@ -3,14 +3,14 @@
 A 1-D conv ResNet with spatial attention reads the static features; a BiLSTM with temporal attention reads
 the monthly sequences.
 
-Parts, each usable alone (the distributed launcher reuses the loop pieces with its own data feed):
+Parts, each usable alone (the distributed launcher reuses the loop pieces with its own data feed), all
+importable from here:
 
-- :class:`ResNetLSTMModule` / :func:`build_module`: the ``nn.Module``.
-- :func:`focal_loss`, :func:`make_loss`: training losses on logits.
-- :func:`iter_batches`: tensor mini-batches; any iterable of ``(static, dynamic, mask, y)`` works instead.
-- :func:`train_epoch`, :func:`predict_batches`, :func:`evaluate`: one epoch / scoring / validation AUC.
-- :class:`EarlyStopping`: keeps the best weights by validation AUC.
-- :class:`ResNetLSTM`: the estimator (preprocessing, fit loop, embed, predict_proba, save/load).
+- :class:`ResNetLSTMModule` / :func:`build_module`: the ``nn.Module`` (``_resnet_network``).
+- :class:`FoldedEncoder`: the inference folding used for scoring (``_resnet_folding``).
+- :func:`focal_loss`, :func:`make_loss`, :func:`iter_batches`, :func:`train_epoch`, :func:`predict_batches`,
+  :func:`evaluate`, :class:`EarlyStopping`: the training loop (``_resnet_training``).
+- :class:`ResNetLSTM`: the estimator (preprocessing, fit loop, embed, predict_proba, save/load), here.
 """
 
 from __future__ import annotations
@@ -18,19 +18,28 @@ from __future__ import annotations
 import json
 import logging
 import math
-from collections.abc import Callable, Iterable, Iterator, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import torch
-import torch.nn.functional as F  # noqa: N812 - torch convention
 from torch import Tensor, nn
-from torch.nn.utils.rnn import pack_padded_sequence, pad_packed_sequence
 
-from credspark.metrics import roc_auc
-from credspark.models._nn_blocks import ResidualBlock1d, SpatialAttention1d, TemporalAttention, masked_mean
 from credspark.models._preprocess import InputPreprocessor
+from credspark.models._resnet_folding import PROBE_TOLERANCE, FoldedEncoder
+from credspark.models._resnet_network import ResNetLSTMModule, build_module
+from credspark.models._resnet_training import (
+    EarlyStopping,
+    LossFn,
+    device_of,
+    evaluate,
+    focal_loss,
+    iter_batches,
+    make_loss,
+    predict_batches,
+    train_epoch,
+)
 from credspark.models._torch_utils import load_weights, resolve_device, save_weights, seeded
 from credspark.models.spec import FeatureSpec
 
@@ -56,496 +65,6 @@ WEIGHTS_FILE = "resnet_lstm.safetensors"
 META_FILE = "resnet_lstm.json"
 _FORMAT = "credspark.resnet_lstm"
 _FORMAT_VERSION = 1
-
-Batch = Sequence[Tensor]
-LossFn = Callable[[Tensor, Tensor], Tensor]
-
-
-# --------------------------------------------------------------------------------------------- module
-class ResNetLSTMModule(nn.Module):
-    """The network. Inputs are already scaled (see :class:`~credspark.models._preprocess.InputPreprocessor`).
-
-    Args:
-        n_static (int): Length of the scaled static vector (the 1-D signal length).
-        n_channels (int): Dynamic channels ``C``.
-        embedding_dim (int): Fused embedding size. Defaults to 32.
-        filters (Sequence[int]): Filters per ResNet stage. Defaults to (16, 32, 64, 128).
-        blocks_per_stage (int): Residual blocks per stage. Defaults to 1.
-        lstm_hidden (int): Hidden size per LSTM direction. Defaults to 64.
-        spatial_attention (bool): Spatial attention on the static map (else plain average pooling).
-            Defaults to True.
-        temporal_attention (bool): Temporal attention on LSTM outputs (else mean over observed months).
-            Defaults to True.
-        dropout (float): Dropout between the embedding and the head. Defaults to 0.5.
-    """
-
-    def __init__(
-        self,
-        *,
-        n_static: int,
-        n_channels: int,
-        embedding_dim: int = 32,
-        filters: Sequence[int] = (16, 32, 64, 128),
-        blocks_per_stage: int = 1,
-        lstm_hidden: int = 64,
-        spatial_attention: bool = True,
-        temporal_attention: bool = True,
-        dropout: float = 0.5,
-    ) -> None:
-        super().__init__()
-        if n_static < 1 or n_channels < 1:
-            raise ValueError(f"need n_static >= 1 and n_channels >= 1, got {n_static}, {n_channels}")
-        if not filters or blocks_per_stage < 1:
-            raise ValueError("need at least one stage and blocks_per_stage >= 1")
-        blocks: list[nn.Module] = []
-        in_ch = 1
-        for width in filters:
-            for _ in range(blocks_per_stage):
-                blocks.append(ResidualBlock1d(in_ch, int(width)))
-                in_ch = int(width)
-        self.resnet = nn.Sequential(*blocks)
-        # Switched-off attention has no parameters at all (None is not registered as a submodule).
-        self.spatial = SpatialAttention1d() if spatial_attention else None
-        self.lstm = nn.LSTM(n_channels, lstm_hidden, batch_first=True, bidirectional=True)
-        self.temporal = TemporalAttention(2 * lstm_hidden) if temporal_attention else None
-        self.fuse = nn.Linear(in_ch + 2 * lstm_hidden, embedding_dim)
-        self.dropout = nn.Dropout(dropout)
-        self.head = nn.Linear(embedding_dim, 1)
-
-    def _static_vector(self, static: Tensor) -> tuple[Tensor, Tensor | None]:
-        fmap = self.resnet(static.unsqueeze(1))  # (n, filters[-1], L)
-        weights = None
-        if self.spatial is not None:
-            fmap, weights = self.spatial(fmap)
-        return fmap.mean(dim=-1), weights
-
-    def _dynamic_vector(self, dynamic: Tensor, mask: Tensor) -> tuple[Tensor, Tensor | None]:
-        n, T, _ = dynamic.shape
-        mask = mask.bool()
-        order = None
-        if bool(mask.all()):  # the common case (full history): no packing needed
-            h, _ = self.lstm(dynamic)
-            valid = mask
-        else:
-            # Move each row's observed months to the front (stable, so in time order) and pack, so the
-            # LSTM never reads a masked month in either direction. Rows with no observed month are run
-            # for one (ignored) step because packing needs length >= 1; their context is zeroed below.
-            order = torch.sort((~mask).to(torch.uint8), dim=1, stable=True).indices
-            compact = dynamic.gather(1, order.unsqueeze(-1).expand_as(dynamic))
-            lengths = mask.sum(dim=1)
-            packed = pack_padded_sequence(compact, lengths.clamp(min=1).cpu(), batch_first=True, enforce_sorted=False)
-            h, _ = pad_packed_sequence(self.lstm(packed)[0], batch_first=True, total_length=T)
-            valid = torch.arange(T, device=dynamic.device).unsqueeze(0) < lengths.unsqueeze(1)
-        if self.temporal is None:
-            return masked_mean(h, valid), None
-        context, alpha = self.temporal(h, valid)
-        if order is not None:  # weights back to calendar positions; masked months get 0
-            alpha = torch.zeros_like(alpha).scatter(1, order, alpha)
-        return context, alpha
-
-    def encode(
-        self, static: Tensor, dynamic: Tensor, mask: Tensor, return_attention: bool = False
-    ) -> Tensor | tuple[Tensor, dict[str, Tensor | None]]:
-        """Embedding after the fusion layer's ReLU (before dropout).
-
-        Args:
-            static (Tensor): ``(n, n_static)`` scaled static vector.
-            dynamic (Tensor): ``(n, T, C)`` scaled sequence.
-            mask (Tensor): ``(n, T)`` bool/0-1, True for observed months.
-            return_attention (bool): Also return ``{"spatial": (n, L) | None, "temporal": (n, T) | None}``.
-                Defaults to False.
-
-        Returns:
-            Tensor | tuple[Tensor, dict]: ``(n, embedding_dim)``, plus the attention weights if asked.
-        """
-        s, s_att = self._static_vector(static)
-        d, t_att = self._dynamic_vector(dynamic, mask)
-        z = F.relu(self.fuse(torch.cat([s, d], dim=1)))
-        if return_attention:
-            return z, {"spatial": s_att, "temporal": t_att}
-        return z
-
-    def forward(
-        self, static: Tensor, dynamic: Tensor, mask: Tensor, return_attention: bool = False
-    ) -> Tensor | tuple[Tensor, dict[str, Tensor | None]]:
-        """Default logits ``(n,)`` (plus attention weights if asked, as in :meth:`encode`)."""
-        out = self.encode(static, dynamic, mask, return_attention)
-        z, att = out if return_attention else (out, None)
-        logits = self.head(self.dropout(z)).squeeze(-1)
-        return (logits, att) if return_attention else logits
-
-
-def build_module(**kwargs: Any) -> ResNetLSTMModule:
-    """Construct a :class:`ResNetLSTMModule` from keyword arguments (as stored in ``module_kwargs_``)."""
-    return ResNetLSTMModule(**kwargs)
-
-
-# ------------------------------------------------------------------------------------- inference (scoring)
-#: Rows of the fixed probe batch on which :meth:`ResNetLSTM.inference_embedder` compares folded and eager.
-PROBE_ROWS = 64
-#: Largest accepted folded-vs-eager gap on the probe batch, relative to max(1, largest embedding value).
-#: Float32 rounding gives ~1e-7; a folding or layout mistake gives gaps of order 1e-2 and more.
-PROBE_TOLERANCE = 1e-4
-
-
-def _fold_conv_bn(conv: nn.Module, bn: nn.Module) -> tuple[Tensor, Tensor]:
-    """Eval-mode ``bn(conv(x))`` as one convolution: a ``(out, in, 1, k)`` channels-last weight and a bias.
-
-    ``bn(z) = (z - mean) * s + beta`` with ``s = gamma / sqrt(var + eps)`` is affine per output channel, so it
-    moves into the convolution: weight ``w * s`` and bias ``(b - mean) * s + beta``. Computed in float64 and
-    rounded once to float32.
-
-    Raises:
-        ValueError: If the pair is not a plain stride-1 zero-padded Conv1d followed by a BatchNorm1d with
-            running statistics (anything else would not compute the same function once folded).
-    """
-    if type(conv) is not nn.Conv1d or type(bn) is not nn.BatchNorm1d:
-        raise ValueError(f"cannot fold {type(conv).__name__} + {type(bn).__name__}")
-    if (
-        conv.stride != (1,) or conv.dilation != (1,) or conv.groups != 1 or conv.padding_mode != "zeros"
-        or isinstance(conv.padding, str)
-    ):  # fmt: skip
-        raise ValueError(
-            f"cannot fold a Conv1d with stride {conv.stride}, dilation {conv.dilation}, groups "
-            f"{conv.groups}, padding {conv.padding!r} ({conv.padding_mode})"
-        )
-    if bn.running_mean is None or bn.running_var is None or not bn.track_running_stats:
-        raise ValueError("cannot fold a BatchNorm1d without running statistics")
-    with torch.no_grad():
-        w = conv.weight.double()
-        scale = bn.running_var.double().add(bn.eps).rsqrt()
-        shift = -bn.running_mean.double() * scale
-        if bn.weight is not None:
-            scale, shift = scale * bn.weight.double(), shift * bn.weight.double() + bn.bias.double()
-        if conv.bias is not None:
-            shift = shift + conv.bias.double() * scale
-        weight = (w * scale[:, None, None]).float().unsqueeze(2).contiguous(memory_format=torch.channels_last)
-        return weight, shift.float().contiguous()
-
-
-class FoldedEncoder:
-    """:meth:`ResNetLSTMModule.encode` in eval mode, rearranged for CPU scoring: the same function, cheaper.
-
-    What changes (arithmetic only; the model and its weights do not):
-
-    - each convolution + batch norm pair is one convolution with a bias (:func:`_fold_conv_bn`), so batch
-      norm costs nothing;
-    - the ResNet runs as 2-D convolutions of height 1 on channels-last tensors, the layout for which
-      oneDNN's kernels are fastest here; the residual add and the ReLUs work in place;
-    - spatial attention reads the final map as ``(n, L, channels)``: the channel max and mean reduce over
-      contiguous memory and the weighted mean over positions is one batched matmul;
-    - temporal attention takes numpy's float32 ``tanh`` (torch's is about 5x slower on this CPU) and pools
-      with a batched matmul; the BiLSTM and its packing of partly observed histories are the module's own.
-
-    Embeddings equal the eager module's up to float32 rounding (~1e-7). Built from the module's weights at
-    construction (the LSTM, attention and fusion layers are shared, the folded convolutions are copies):
-    rebuild it after changing the weights. CPU only.
-
-    Args:
-        module (ResNetLSTMModule): The network; its batch norms are folded with their running statistics, as
-            eval mode uses them.
-
-    Raises:
-        ValueError: If the network has a part this class does not know how to rearrange exactly, or is not
-            on the CPU.
-    """
-
-    def __init__(self, module: ResNetLSTMModule) -> None:
-        if type(module) is not ResNetLSTMModule:
-            raise ValueError(f"FoldedEncoder needs a ResNetLSTMModule, got {type(module).__name__}")
-        if any(p.device.type != "cpu" for p in module.parameters()):
-            raise ValueError("FoldedEncoder runs on the CPU only")
-        if module.spatial is not None and type(module.spatial) is not SpatialAttention1d:
-            raise ValueError(f"unknown spatial attention {type(module.spatial).__name__}")
-        if module.temporal is not None and type(module.temporal) is not TemporalAttention:
-            raise ValueError(f"unknown temporal attention {type(module.temporal).__name__}")
-        self._module = module
-        self._blocks: list[tuple[tuple[Tensor, Tensor], tuple[Tensor, Tensor], tuple[Tensor, Tensor] | None, int]] = []
-        for block in module.resnet:
-            if type(block) is not ResidualBlock1d:
-                raise ValueError(f"unknown residual block {type(block).__name__}")
-            conv1, conv2 = _fold_conv_bn(block.conv1, block.bn1), _fold_conv_bn(block.conv2, block.bn2)
-            pad = block.conv1.padding[0]
-            kernels = {block.conv1.kernel_size[0], block.conv2.kernel_size[0]}
-            if block.conv2.padding[0] != pad or kernels != {2 * pad + 1}:
-                raise ValueError("residual block convolutions must be length preserving")
-            if isinstance(block.shortcut, nn.Identity):
-                shortcut = None
-            elif type(block.shortcut) is nn.Sequential and len(block.shortcut) == 2:
-                shortcut = _fold_conv_bn(block.shortcut[0], block.shortcut[1])
-                if block.shortcut[0].kernel_size != (1,) or block.shortcut[0].padding != (0,):
-                    raise ValueError("the shortcut convolution must be 1x1")
-            else:
-                raise ValueError(f"unknown shortcut {block.shortcut!r}")
-            self._blocks.append((conv1, conv2, shortcut, int(pad)))
-
-    def _static_vector(self, static: Tensor) -> Tensor:
-        x = static[:, None, None, :].contiguous(memory_format=torch.channels_last)  # (n, 1, 1, L)
-        for (w1, b1), (w2, b2), shortcut, pad in self._blocks:
-            h = F.conv2d(x, w1, b1, padding=(0, pad)).relu_()
-            h = F.conv2d(h, w2, b2, padding=(0, pad))
-            x = h.add_(x if shortcut is None else F.conv2d(x, *shortcut)).relu_()
-        fmap = x.squeeze(2).transpose(1, 2)  # (n, L, channels), contiguous in channels-last memory
-        spatial = self._module.spatial
-        if spatial is None:
-            return fmap.mean(dim=1)
-        pooled = torch.stack([fmap.amax(dim=2), fmap.mean(dim=2)], dim=1)  # (n, 2, L), as SpatialAttention1d
-        weights = torch.sigmoid(spatial.conv(pooled))  # (n, 1, L)
-        return torch.bmm(weights, fmap).squeeze(1) / fmap.shape[1]  # mean over L of the re-weighted map
-
-    def _dynamic_vector(self, dynamic: Tensor, mask: Tensor) -> Tensor:
-        # The LSTM part mirrors ResNetLSTMModule._dynamic_vector (the equality tests cover every history
-        # length, none included); the attention weights' bookkeeping for inspection is left out.
-        module = self._module
-        T = dynamic.shape[1]
-        if bool(mask.all()):
-            h, _ = module.lstm(dynamic)
-            valid = mask
-        else:
-            order = torch.sort((~mask).to(torch.uint8), dim=1, stable=True).indices
-            compact = dynamic.gather(1, order.unsqueeze(-1).expand_as(dynamic))
-            lengths = mask.sum(dim=1)
-            packed = pack_padded_sequence(compact, lengths.clamp(min=1), batch_first=True, enforce_sorted=False)
-            h, _ = pad_packed_sequence(module.lstm(packed)[0], batch_first=True, total_length=T)
-            valid = torch.arange(T).unsqueeze(0) < lengths.unsqueeze(1)
-        temporal = module.temporal
-        if temporal is None:
-            return masked_mean(h, valid)
-        u = temporal.proj(h)
-        np.tanh(u.numpy(), out=u.numpy())  # in place on the tensor's memory
-        scores = temporal.score(u).squeeze(-1).masked_fill(~valid, float("-inf"))
-        scores = torch.where(valid.any(dim=1, keepdim=True), scores, torch.zeros_like(scores))
-        alpha = torch.softmax(scores, dim=1) * valid
-        return torch.bmm(alpha.unsqueeze(1), h).squeeze(1)
-
-    def __call__(self, static: Tensor, dynamic: Tensor, mask: Tensor) -> Tensor:
-        """Embedding ``(n, embedding_dim)`` of scaled inputs, as :meth:`ResNetLSTMModule.encode`."""
-        with torch.inference_mode():
-            mask = mask.bool()
-            s = self._static_vector(static)
-            d = self._dynamic_vector(dynamic, mask)
-            return F.relu(self._module.fuse(torch.cat([s, d], dim=1)))
-
-    def gap_to(self, module: nn.Module, *, n_static: int, T: int, rows: int = PROBE_ROWS) -> float:
-        """Largest absolute difference to ``module.encode`` on a fixed probe batch, over max(1, largest value).
-
-        The probe: seeded standard-normal scaled inputs, every history length from none to full in one half
-        (the packed LSTM path) and full histories in the other (the unpacked path).
-
-        Args:
-            module (nn.Module): The eager network to compare with (normally the one this was built from).
-            n_static (int): Width of the scaled static vector.
-            T (int): Months per sequence.
-            rows (int): Probe rows (at least 2). Defaults to :data:`PROBE_ROWS`.
-
-        Returns:
-            float: The relative gap (0 for identical outputs).
-        """
-        gen = torch.Generator().manual_seed(0)
-        static = torch.randn(rows, n_static, generator=gen)
-        dynamic = torch.randn(rows, T, self._module.lstm.input_size, generator=gen)
-        lengths = torch.arange(rows) % (T + 1)
-        lengths[rows // 2 :] = T
-        mask = torch.arange(T).unsqueeze(0) >= (T - lengths).unsqueeze(1)  # observed months are the latest
-        gap = 0.0
-        with torch.inference_mode():
-            for part in (slice(0, rows // 2), slice(rows // 2, rows)):
-                ref = module.encode(static[part], dynamic[part], mask[part])
-                out = self(static[part], dynamic[part], mask[part])
-                gap = max(gap, float((out - ref).abs().max()) / max(1.0, float(ref.abs().max())))
-        return gap
-
-
-# ----------------------------------------------------------------------------------------------- losses
-def focal_loss(logits: Tensor, y: Tensor, alpha: float = 0.25, gamma: float = 2.0) -> Tensor:
-    """Mean binary focal loss ``-alpha_t (1 - p_t)^gamma log p_t`` on logits (Lin et al., 2017).
-
-    Args:
-        logits (Tensor): ``(n,)`` raw scores.
-        y (Tensor): ``(n,)`` 0/1 targets (float).
-        alpha (float): Weight of the positive class (negatives get ``1 - alpha``). Defaults to 0.25.
-        gamma (float): Focusing exponent; 0 gives alpha-weighted BCE. Defaults to 2.0.
-
-    Returns:
-        Tensor: Scalar loss.
-    """
-    bce = F.binary_cross_entropy_with_logits(logits, y, reduction="none")  # = -log p_t, stable
-    p_t = torch.exp(-bce)
-    alpha_t = alpha * y + (1.0 - alpha) * (1.0 - y)
-    return (alpha_t * (1.0 - p_t) ** gamma * bce).mean()
-
-
-def make_loss(loss: str = "bce", *, alpha: float = 0.25, gamma: float = 2.0) -> LossFn:
-    """Return ``loss_fn(logits, y) -> scalar`` for ``"bce"`` or ``"focal"``."""
-    if loss == "bce":
-        return lambda logits, y: F.binary_cross_entropy_with_logits(logits, y)
-    if loss == "focal":
-        return lambda logits, y: focal_loss(logits, y, alpha=alpha, gamma=gamma)
-    raise ValueError(f"loss must be 'bce' or 'focal', got {loss!r}")
-
-
-# ------------------------------------------------------------------------------------------ training loop
-def iter_batches(
-    tensors: Sequence[Tensor],
-    batch_size: int,
-    *,
-    shuffle: bool = False,
-    rng: np.random.Generator | None = None,
-    drop_last_single: bool = False,
-) -> Iterator[tuple[Tensor, ...]]:
-    """Yield aligned mini-batches of equally long tensors.
-
-    Args:
-        tensors (Sequence[Tensor]): Tensors with the same first dimension (e.g. static, dynamic, mask, y).
-        batch_size (int): Rows per batch.
-        shuffle (bool): Permute rows first (needs ``rng``). Defaults to False.
-        rng (np.random.Generator | None): Source of the permutation. Defaults to None.
-        drop_last_single (bool): Skip a final batch of one row (BatchNorm cannot train on it).
-            Defaults to False.
-
-    Yields:
-        tuple[Tensor, ...]: One slice of every tensor.
-    """
-    n = tensors[0].shape[0]
-    if shuffle:
-        if rng is None:
-            raise ValueError("shuffle=True needs rng")
-        perm = torch.from_numpy(rng.permutation(n)).to(tensors[0].device)
-    for start in range(0, n, batch_size):
-        stop = min(start + batch_size, n)
-        if drop_last_single and stop - start == 1 and n > 1:
-            return
-        if shuffle:
-            idx = perm[start:stop]
-            yield tuple(t[idx] for t in tensors)
-        else:
-            yield tuple(t[start:stop] for t in tensors)
-
-
-def _device_of(module: nn.Module) -> torch.device:
-    return next(module.parameters()).device
-
-
-def train_epoch(
-    module: nn.Module,
-    optimizer: torch.optim.Optimizer,
-    batches: Iterable[Batch],
-    loss_fn: LossFn,
-    grad_sync: Callable[[nn.Module], None] | None = None,
-) -> float:
-    """Run one pass over ``batches`` and return the row-weighted mean training loss.
-
-    Args:
-        module (nn.Module): Network taking ``(static, dynamic, mask)`` and returning logits ``(n,)``.
-        optimizer (torch.optim.Optimizer): Optimizer over ``module``'s parameters.
-        batches (Iterable[Batch]): ``(static, dynamic, mask, y)`` tensors, already scaled; moved to the
-            module's device here. Supplied from outside under a distributed launcher (one shard per rank).
-        loss_fn (LossFn): ``loss_fn(logits, y_float) -> scalar``.
-        grad_sync (Callable[[nn.Module], None] | None): Called after ``backward()`` and before
-            ``optimizer.step()``, e.g. to all-reduce gradients across ranks. Defaults to None.
-
-    Returns:
-        float: Mean loss over the rows seen (nan if no batch came).
-    """
-    device = _device_of(module)
-    module.train()
-    total, rows = 0.0, 0
-    for static, dynamic, mask, y in batches:
-        static, dynamic, mask = static.to(device), dynamic.to(device), mask.to(device)
-        y = y.to(device=device, dtype=torch.float32)
-        optimizer.zero_grad(set_to_none=True)
-        loss = loss_fn(module(static, dynamic, mask), y)
-        loss.backward()
-        if grad_sync is not None:
-            grad_sync(module)
-        optimizer.step()
-        total += float(loss.detach()) * y.shape[0]
-        rows += y.shape[0]
-    return total / rows if rows else math.nan
-
-
-def predict_batches(module: nn.Module, batches: Iterable[Batch]) -> tuple[np.ndarray, np.ndarray | None]:
-    """Score batches in eval mode.
-
-    Args:
-        module (nn.Module): The network.
-        batches (Iterable[Batch]): ``(static, dynamic, mask)`` or ``(static, dynamic, mask, y)`` tensors.
-
-    Returns:
-        tuple[np.ndarray, np.ndarray | None]: Probabilities ``(n,)`` float32, and the labels when the
-        batches carried them (else None).
-    """
-    device = _device_of(module)
-    module.eval()
-    probs: list[np.ndarray] = []
-    labels: list[np.ndarray] = []
-    with torch.inference_mode():
-        for batch in batches:
-            static, dynamic, mask = (t.to(device) for t in batch[:3])
-            probs.append(torch.sigmoid(module(static, dynamic, mask)).float().cpu().numpy())
-            if len(batch) > 3:
-                labels.append(batch[3].cpu().numpy())
-    p = np.concatenate(probs) if probs else np.empty(0, dtype=np.float32)
-    return p, (np.concatenate(labels) if labels else None)
-
-
-def _valid_auc(y: np.ndarray, score: np.ndarray) -> float:
-    """ROC AUC for early stopping; nan (never an improvement) where it is undefined instead of raising.
-
-    Undefined: a single-class validation set, or non-finite scores from a diverged network.
-    """
-    if np.unique(y).size < 2 or not np.isfinite(score).all():
-        return math.nan
-    return roc_auc(y, score)
-
-
-def evaluate(module: nn.Module, batches: Iterable[Batch]) -> float:
-    """Validation AUC of ``module`` on labelled ``(static, dynamic, mask, y)`` batches.
-
-    Args:
-        module (nn.Module): The network.
-        batches (Iterable[Batch]): Labelled batches.
-
-    Returns:
-        float: ROC AUC (nan for a single-class set or non-finite scores).
-    """
-    p, y = predict_batches(module, batches)
-    if y is None:
-        raise ValueError("evaluate needs labelled batches (static, dynamic, mask, y)")
-    return _valid_auc(y, p)
-
-
-class EarlyStopping:
-    """Tracks the best validation score, snapshots the weights, and says when to stop.
-
-    Args:
-        patience (int): Stop after this many consecutive epochs without improvement (Keras convention;
-            0 stops at the first epoch that does not improve).
-    """
-
-    def __init__(self, patience: int) -> None:
-        self.patience = patience
-        self.best_score = -math.inf
-        self.best_epoch: int | None = None
-        self._best_state: dict[str, Tensor] | None = None
-        self._epoch = -1
-        self._wait = 0
-
-    def update(self, score: float, module: nn.Module) -> bool:
-        """Record this epoch's score (nan never improves); return True when training should stop."""
-        self._epoch += 1
-        if score > self.best_score:
-            self.best_score, self.best_epoch, self._wait = score, self._epoch, 0
-            self._best_state = {k: v.detach().clone() for k, v in module.state_dict().items()}
-            return False
-        self._wait += 1
-        return self._wait >= self.patience
-
-    def restore(self, module: nn.Module) -> None:
-        """Load the best weights seen into ``module`` (no-op if no epoch improved on -inf)."""
-        if self._best_state is not None:
-            module.load_state_dict(self._best_state)
-
 
 # -------------------------------------------------------------------------------------------- estimator
 class ResNetLSTM:
@@ -675,7 +194,8 @@ class ResNetLSTM:
             out.append(torch.from_numpy(np.asarray(y, dtype=np.float32)))
         return out
 
-    def _module_kwargs(self, n_static_out: int) -> dict[str, Any]:
+    def module_kwargs(self, n_static_out: int) -> dict[str, Any]:
+        """Arguments of :func:`build_module` for these parameters and ``n_static_out`` scaled static inputs."""
         return {
             "n_static": int(n_static_out),
             "n_channels": self.spec.C,
@@ -720,17 +240,53 @@ class ResNetLSTM:
         # Data sets here are small (tens of MB at most), so they are moved to the device once.
         train_t = [t.to(device) for t in self._tensors(static, dynamic, mask, y)]
         valid_t = [t.to(device) for t in self._tensors(*valid)] if valid is not None else None
-        self.module_kwargs_ = self._module_kwargs(self.preprocessor_.n_static_out_)
+        self.module_kwargs_ = self.module_kwargs(self.preprocessor_.n_static_out_)
         with seeded(self.random_state, device):
             self.module_ = build_module(**self.module_kwargs_).to(device)
             self._train(train_t, valid_t)
         self.module_.eval()
         return self
 
+    def optimizer(self, module: nn.Module) -> torch.optim.Optimizer:
+        """The Adam optimiser of ``module`` with this estimator's learning rate and weight decay."""
+        return torch.optim.Adam(module.parameters(), lr=float(self.lr), weight_decay=float(self.weight_decay))
+
+    def loss_fn(self) -> LossFn:
+        """The training loss of this estimator (``loss``, ``focal_alpha``, ``focal_gamma``)."""
+        return make_loss(self.loss, alpha=float(self.focal_alpha), gamma=float(self.focal_gamma))
+
+    def set_trained(
+        self,
+        *,
+        module: nn.Module,
+        module_kwargs: Mapping[str, Any],
+        preprocessor: InputPreprocessor,
+        history: Mapping[str, Sequence[float]],
+        best_epoch: int,
+    ) -> ResNetLSTM:
+        """Make this estimator fitted with a network trained elsewhere (a distributed worker).
+
+        Args:
+            module: The trained network (moved to CPU, eval mode).
+            module_kwargs: The :func:`build_module` arguments that rebuild it.
+            preprocessor: The fitted input scaling it was trained with.
+            history: ``train_loss`` and ``valid_auc`` per epoch.
+            best_epoch: 0-based epoch whose weights ``module`` holds.
+
+        Returns:
+            ResNetLSTM: self.
+        """
+        self.module_ = module.to("cpu").eval()
+        self.module_kwargs_ = dict(module_kwargs)
+        self.preprocessor_ = preprocessor
+        self.history_ = {"train_loss": list(history["train_loss"]), "valid_auc": list(history["valid_auc"])}
+        self.best_epoch_ = int(best_epoch)
+        return self
+
     def _train(self, train_t: list[Tensor], valid_t: list[Tensor] | None) -> None:
         module = self.module_
-        optimizer = torch.optim.Adam(module.parameters(), lr=self.lr, weight_decay=self.weight_decay)
-        loss_fn = make_loss(self.loss, alpha=self.focal_alpha, gamma=self.focal_gamma)
+        optimizer = self.optimizer(module)
+        loss_fn = self.loss_fn()
         rng = np.random.default_rng(self.random_state)
         stopper = EarlyStopping(self.patience) if valid_t is not None else None
         history: dict[str, list[float]] = {"train_loss": [], "valid_auc": []}
@@ -778,7 +334,7 @@ class ResNetLSTM:
         s, d, m = self._tensors(static, dynamic, mask)
         n = s.shape[0]
         module = self.module_
-        device = _device_of(module)
+        device = device_of(module)
         out = np.empty((n, self.module_kwargs_["embedding_dim"]) if what == "embed" else (n,), dtype=np.float32)
         module.eval()
         with torch.inference_mode():
@@ -872,7 +428,7 @@ class ResNetLSTM:
         """
         self._check_fitted()
         static, dynamic, mask, _ = self._check_xy(static, dynamic, mask)
-        device = _device_of(self.module_)
+        device = device_of(self.module_)
         self.module_.eval()
         with torch.inference_mode():
             _, att = self.module_.encode(

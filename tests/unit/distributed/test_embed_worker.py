@@ -45,7 +45,7 @@ def test_model_is_loaded_once_per_process_whatever_the_loader_object():
     # A new task brings a new broadcast object (a new loader) but the same content hash: no reload.
     assert W.cached_model("k1", lambda: build()) is first
     assert len(calls) == 1
-    for i in range(W._CACHE_SIZE):
+    for i in range(W._CACHE.size):
         W.cached_model(f"other{i}", object)
     assert "k1" not in W._CACHE  # the oldest is evicted, the cache stays bounded
     W.clear_cache()
