@@ -122,9 +122,8 @@ def log(msg: str) -> None:
 
 def ensure_portfolio(workdir: Path, customers: int, months: int, end_month: str) -> Path:
     """Generate the portfolio into its own warehouse unless the same one is already there."""
-    from credspark.pipelines._runner import run_job
-    from credspark.pipelines.ingest import generate_portfolio
-    from jobs.generate_portfolio import build_parser
+    from credspark.runner import run_job
+    from jobs import generate_portfolio
 
     wh = workdir / f"portfolio_c{customers}_m{months}_{end_month}"
     marker = wh / "_generated.json"
@@ -146,7 +145,7 @@ def ensure_portfolio(workdir: Path, customers: int, months: int, end_month: str)
         "--set",
         "generate.partitions=8",
     ]
-    code = run_job("generate_portfolio", generate_portfolio, argv, build_parser())
+    code = run_job("generate_portfolio", generate_portfolio.pipeline(), *generate_portfolio.parse(argv))
     if code != 0:
         raise SystemExit(f"generator failed with exit code {code}")
     marker.write_text(
@@ -218,14 +217,12 @@ def feature_build(spark, wh: Path, spark_cfg: dict, as_of: dt.date, results: dic
 
 def feature_job(wh: Path, as_of: dt.date, results: dict, key: str) -> None:
     """The whole build_features job (input validation, rejects, features, write, summary)."""
-    from credspark.pipelines._runner import run_job
-    from credspark.pipelines.features import build_features
-    from jobs.build_features import build_parser
+    from credspark.runner import run_job
+    from jobs import build_features
 
     with measured(results, key):
-        code = run_job(
-            "build_features", build_features, ["--as-of", as_of.isoformat(), "--warehouse", str(wh)], build_parser()
-        )
+        argv = ["--as-of", as_of.isoformat(), "--warehouse", str(wh)]
+        code = run_job("build_features", build_features.pipeline(), *build_features.parse(argv))
     runs = sorted((wh / "_runs").glob("build_features-*.json"), key=lambda p: p.stat().st_mtime)
     summary = json.loads(runs[-1].read_text())
     results[key].update(exit_code=code, stages_s=summary["durations_s"], rows=summary["counts"].get("rows"))

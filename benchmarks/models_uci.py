@@ -45,6 +45,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))  # run as a script: mak
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # ... and credspark without an install
 
 from _common import emit_json, fmt_mean_std, layered_config, mean_std, peak_rss_mb, timed, write_section  # noqa: E402
+from _uci_arrays import DEFAULT_UCI_CSV, UciArrays, load_uci_arrays, paper_split  # noqa: E402
 
 from credspark.metrics import (  # noqa: E402
     best_f1_threshold,
@@ -53,7 +54,6 @@ from credspark.metrics import (  # noqa: E402
     precision_recall_f1,
     roc_auc,
 )
-from credspark.sources.uci_arrays import DEFAULT_UCI_CSV, UciArrays, load_uci_arrays, paper_split  # noqa: E402
 
 LOG = logging.getLogger("benchmarks.models_uci")
 

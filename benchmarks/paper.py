@@ -1,7 +1,7 @@
 """Reproduce the paper's experiments on the UCI credit-card data (issue 7), resumably, with a report.
 
 Protocol (every part): 70/30 stratified train/test split, 20% of the training part (stratified) for
-validation, one split per seed (:func:`credspark.sources.uci_arrays.paper_split`). Models and oversamplers
+validation, one split per seed (:func:`_uci_arrays.paper_split`). Models and oversamplers
 are fitted on the training part only; generated rows are only ever added to the training part; early
 stopping and the F1 threshold use the validation part; the test part is only scored.
 
@@ -61,11 +61,11 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # ... and credspar
 
 import paper_fidelity as fid  # noqa: E402
 from _common import emit_json, layered_config, peak_rss_mb, timed  # noqa: E402
+from _uci_arrays import DEFAULT_UCI_CSV, UciArrays, load_uci_arrays, paper_split  # noqa: E402
 from models_uci import DEFAULTS as UCI_DEFAULTS  # noqa: E402
 from models_uci import _jsonable, _subsample, fit_focal_xgb, fit_plain_xgb, fit_resnet_lstm, score_metrics  # noqa: E402
 
 from credspark.metrics import roc_auc  # noqa: E402
-from credspark.sources.uci_arrays import DEFAULT_UCI_CSV, UciArrays, load_uci_arrays, paper_split  # noqa: E402
 
 LOG = logging.getLogger("benchmarks.paper")
 ROOT = Path(__file__).resolve().parents[1]

@@ -23,12 +23,12 @@ from typing import Any
 
 import numpy as np
 import torch
+from _uci_arrays import UciArrays
 from torch import Tensor, nn
 
 from credspark.models._preprocess import InputPreprocessor
 from credspark.models._torch_utils import seeded
 from credspark.models.resnet_lstm import EarlyStopping, evaluate, iter_batches, make_loss, train_epoch
-from credspark.sources.uci_arrays import UciArrays
 
 __all__ = ["SampledBoostClassifier", "CNNNet", "LSTMNet", "RNNFusionNet", "FittedNetwork", "fit_network"]
 

@@ -24,7 +24,7 @@ import numpy as np
 
 # The column order of UciArrays.raw is defined by these (private) tuples of the loader; importing them
 # keeps the names in one place.
-from credspark.sources.uci_arrays import _BILL, _PAID, _PAY, _STATIC, UciArrays
+from _uci_arrays import _BILL, _PAID, _PAY, _STATIC, UciArrays
 
 __all__ = [
     "RAW_COLUMNS",

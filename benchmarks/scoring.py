@@ -269,10 +269,11 @@ def main(argv: list[str] | None = None) -> dict:
     from pyspark.sql import functions as F
 
     from credspark.config import config_from_dict
-    from credspark.io.runs import RunSummary
     from credspark.io.spark import build_session
     from credspark.io.tables import read_table, table_ref
+    from credspark.job_requests import ScoreRequest
     from credspark.pipelines.score import score_portfolio
+    from credspark.runner import Run
 
     wh = args.work_dir or tempfile.mkdtemp(prefix="bench-scoring-")
     score = {"model_name": MODEL_NAME}
@@ -298,11 +299,10 @@ def main(argv: list[str] | None = None) -> dict:
     print(f"{args.rows} feature rows written in {result['features_write_s']} s", file=sys.stderr, flush=True)
 
     # (a) the Spark job body, end to end.
-    summary = RunSummary(job="score_portfolio", run_id="bench-scoring-run", started_at="2026-01-01T00:00:00+00:00")
-    ns = argparse.Namespace(score_date=DAY.isoformat(), model_version=None, build_features=False)
+    summary = Run(job="score_portfolio", run_id="bench-scoring-run", started_at="2026-01-01T00:00:00+00:00")
     with ProcessMonitor() as mem:
         t = time.perf_counter()
-        code = score_portfolio(spark, cfg, ns, summary)
+        code = score_portfolio(spark, cfg, ScoreRequest(score_date=DAY), summary).exit_code
         total = time.perf_counter() - t
     scored = summary.counts.get("scored", 0)
     stage = summary.durations_s.get("score_and_write", float("nan"))

@@ -79,7 +79,7 @@ def main(argv: list[str] | None = None) -> dict:
 
     wh = args.work_dir or tempfile.mkdtemp(prefix="bench-scoring-load-")
     job_argv = ["--score-date", DAY.isoformat(), "--warehouse", wh, "--set", f"score.model_name={MODEL_NAME}"]
-    _, cfg = load_config("score_portfolio", job_argv, score_portfolio.build_parser())
+    cfg = load_config("score_portfolio", score_portfolio.parse(job_argv)[0])
     result: dict = {"rows": args.rows, "warehouse": wh, "cpu_count": os.cpu_count(),
                     "machine_memory_mb": round(psutil.virtual_memory().total / 2**20),
                     "load_avg_start": [round(x, 2) for x in os.getloadavg()],

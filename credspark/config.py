@@ -10,7 +10,6 @@ Unknown keys and wrong types are errors that name the dotted key.
 
 from __future__ import annotations
 
-import argparse
 import dataclasses
 import os
 import re
@@ -22,7 +21,9 @@ from typing import Any, Literal
 
 import yaml
 
+from credspark.dates import parse_date
 from credspark.errors import ConfigError
+from credspark.job_requests import JobOptions
 
 __all__ = [
     "Config",
@@ -152,6 +153,10 @@ class FeaturesConfig:
         True, "Leave out customers with a default on or before the as-of date (already in default)."
     )
 
+    def __post_init__(self) -> None:
+        if self.T < 1 or not self.windows or min(self.windows) < 1 or self.horizon_months < 1:
+            raise ConfigError("features.T, features.windows and features.horizon_months must be >= 1")
+
 
 @dataclass(frozen=True)
 class GenerateConfig:
@@ -176,6 +181,9 @@ class UciConfig:
         "../shared/data/uci_taiwan/UCI_Credit_Card.csv", "Path of the UCI CSV (Kaggle or original layout)."
     )
     as_of: str = _f("2005-09-30", "As-of date whose 1-month-horizon label is the file's target.")
+
+    def __post_init__(self) -> None:
+        parse_date("uci.as_of", self.as_of)
 
 
 @dataclass(frozen=True)
@@ -219,10 +227,31 @@ class ScoreConfig:
     psi_fail: float = _f(0.25, "PSI at or above this fails the run with exit code 3 (scores are still written).")
     psi_top_features: int = _f(10, "Features (in the bundle's training-distribution order) checked for drift.")
     write_retries: int = _f(2, "Retries of the scores write after a Delta concurrent-write conflict.")
-    fail_after_batches: int | None = _f(
-        None, "Fault injection for tests: the UDF raises after this many model batches. Never set in production."
-    )
 
+    def __post_init__(self) -> None:
+        # Refuses a section that cannot work, naming the key, before any session starts or data is read.
+        if len(self.band_labels) != len(self.band_cutoffs) + 1:
+            raise ConfigError(f"score.band_labels: {len(self.band_cutoffs)} cut-offs need {len(self.band_cutoffs) + 1} "
+                              f"labels, got {len(self.band_labels)}")
+        if any(b <= a for a, b in zip(self.band_cutoffs, self.band_cutoffs[1:])):
+            raise ConfigError(f"score.band_cutoffs must be strictly ascending, got {list(self.band_cutoffs)}")
+        if len(set(self.band_labels)) != len(self.band_labels):
+            raise ConfigError("score.band_labels must be distinct")
+        for key, value in (("model_batch_size", self.model_batch_size), ("n_reasons", self.n_reasons),
+                           ("psi_bins", self.psi_bins), ("torch_threads", self.torch_threads),
+                           ("xgb_threads", self.xgb_threads)):
+            if value < 1:
+                raise ConfigError(f"score.{key} must be >= 1, got {value}")
+        if self.arrow_batch_size is not None and self.arrow_batch_size < 1:
+            raise ConfigError(f"score.arrow_batch_size must be >= 1 or null, got {self.arrow_batch_size}")
+        if not (self.base_odds > 0 and self.pdo > 0):
+            raise ConfigError("score.base_odds and score.pdo must be > 0")
+        if not 0 < self.psi_warn <= self.psi_fail:
+            raise ConfigError(f"score.psi_warn ({self.psi_warn}) must be > 0 and <= score.psi_fail ({self.psi_fail})")
+        if any(not 0.0 <= q <= 1.0 for q in self.quantiles):
+            raise ConfigError(f"score.quantiles must lie in [0, 1], got {list(self.quantiles)}")
+        if self.write_retries < 0:
+            raise ConfigError(f"score.write_retries must be >= 0, got {self.write_retries}")
 
 @dataclass(frozen=True)
 class DistributedConfig:
@@ -258,10 +287,6 @@ class DistributedConfig:
     oversample: bool = _f(True, "Train ACTGAN and add generated minority rows to the ResNet-LSTM training feed.")
     oversample_ratio: float = _f(0.4, "Minority/majority ratio the generated rows bring the training set to.")
     generate_partitions: int = _f(4, "Spark partitions that generate the oversampled rows.")
-    fail_at_epoch: int | None = _f(
-        None, "Fault injection for tests: worker fail_rank raises at the start of this epoch. Never set in production."
-    )
-    fail_rank: int = _f(1, "Fault injection for tests: the rank that raises (see fail_at_epoch).")
 
 
 @dataclass(frozen=True)
@@ -533,51 +558,34 @@ def default_conf_dir() -> Path:
     return repo_conf if repo_conf.is_dir() else Path("conf")
 
 
-def common_parser(job: str, description: str | None = None) -> argparse.ArgumentParser:
-    """An argument parser with the flags every job accepts."""
-    p = argparse.ArgumentParser(prog=job, description=description)
-    p.add_argument("--env", default=None, help="overlay conf/env/<ENV>.yaml")
-    p.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
-                   help="override one config key (repeatable), e.g. --set features.T=6")
-    p.add_argument("--warehouse", default=None, help="root folder of the tables (default ./warehouse)")
-    p.add_argument("--conf-dir", default=None, help="folder with <job>.yaml and env/ (default: repo conf/)")
-    return p
-
-
-def load_config(
-    job: str,
-    argv: list[str] | None = None,
-    parser: argparse.ArgumentParser | None = None,
-) -> tuple[argparse.Namespace, Config]:
-    """Parse a job's command line and build its Config.
+def load_config(job: str, options: JobOptions | None = None) -> Config:
+    """Build a job's Config from its YAML files and command-line options.
 
     Args:
         job: Job name; ``conf/<job>.yaml`` is read when it exists.
-        argv: Arguments (None = sys.argv[1:]).
-        parser: A parser from :func:`common_parser` with the job's own flags added.
+        options: ``--env``, ``--set``, ``--warehouse`` and ``--conf-dir`` (None = none given).
 
     Returns:
-        The parsed arguments and the frozen Config.
+        The frozen Config.
     """
-    parser = parser or common_parser(job)
-    args = parser.parse_args(argv)
-    conf_dir = Path(args.conf_dir) if args.conf_dir else default_conf_dir()
+    options = options or JobOptions()
+    conf_dir = Path(options.conf_dir) if options.conf_dir else default_conf_dir()
     data: dict[str, Any] = {}
     job_file = conf_dir / f"{job}.yaml"
     if job_file.exists():
         data = _deep_merge(data, _read_yaml(job_file))
-    if args.env:
-        if not args.env.replace("-", "").replace("_", "").isalnum():
-            raise ConfigError(f"--env {args.env!r}: only letters, digits, '-' and '_' are allowed")
-        env_file = conf_dir / "env" / f"{args.env}.yaml"
+    if options.env:
+        if not options.env.replace("-", "").replace("_", "").isalnum():
+            raise ConfigError(f"--env {options.env!r}: only letters, digits, '-' and '_' are allowed")
+        env_file = conf_dir / "env" / f"{options.env}.yaml"
         if not env_file.exists():
-            raise ConfigError(f"--env {args.env}: {env_file} does not exist")
+            raise ConfigError(f"--env {options.env}: {env_file} does not exist")
         data = _deep_merge(data, _read_yaml(env_file))
-    if args.warehouse:
-        data = _deep_merge(data, {"warehouse": {"path": args.warehouse}})
-    for assignment in args.overrides:
+    if options.warehouse:
+        data = _deep_merge(data, {"warehouse": {"path": options.warehouse}})
+    for assignment in options.overrides:
         data = apply_override(data, assignment)
-    return args, config_from_dict(data)
+    return config_from_dict(data)
 
 
 def render_reference() -> str:

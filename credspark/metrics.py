@@ -245,14 +245,11 @@ def psi(expected: Any, actual: Any, bins: int = 10, eps: float = PSI_EPS) -> flo
     a = _check_scores(actual, "actual")
     if bins < 1:
         raise ValueError(f"bins must be >= 1, got {bins}")
-    inner = np.unique(np.quantile(e, np.linspace(0.0, 1.0, bins + 1)[1:-1]))
-    # Drop an inner edge equal to the minimum: it would create an always-empty lowest bin.
-    inner = inner[inner > e.min()]
-    e_share = np.bincount(np.searchsorted(inner, e, side="right"), minlength=inner.size + 1) / e.size
-    a_share = np.bincount(np.searchsorted(inner, a, side="right"), minlength=inner.size + 1) / a.size
-    e_share = np.where(e_share == 0, eps, e_share)
-    a_share = np.where(a_share == 0, eps, a_share)
-    return float(np.sum((a_share - e_share) * np.log(a_share / e_share)))
+    # The binning and PSI rules of credspark.monitoring (imported here: it imports this module).
+    from credspark.monitoring import bin_counts, inner_edges, psi_from_shares
+
+    inner = inner_edges(np.quantile(e, np.linspace(0.0, 1.0, bins + 1)[1:-1]), float(e.min()))
+    return psi_from_shares(bin_counts(e, inner)[0], bin_counts(a, inner)[0], eps)
 
 
 def calibration_table(y: Any, score: Any, bins: int = 10) -> list[dict[str, float]]:

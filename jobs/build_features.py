@@ -10,13 +10,13 @@ from __future__ import annotations
 import argparse
 import sys
 
-from credspark.config import common_parser
-from credspark.pipelines._runner import run_job
-from credspark.pipelines.features import build_features
+from credspark.job_requests import FeaturesRequest, JobOptions, job_parser, parse_request
+
+JOB = "build_features"
 
 
 def build_parser() -> argparse.ArgumentParser:
-    p = common_parser("build_features", description=__doc__.splitlines()[0])
+    p = job_parser(JOB, __doc__)
     p.add_argument("--as-of", dest="as_of", metavar="DATE", help="one as-of date (a month end)")
     p.add_argument("--from", dest="date_from", metavar="DATE", help="first as-of date of a backfill")
     p.add_argument("--to", dest="date_to", metavar="DATE", help="last as-of date of a backfill")
@@ -24,8 +24,21 @@ def build_parser() -> argparse.ArgumentParser:
     return p
 
 
-def main(argv=None):
-    sys.exit(run_job("build_features", build_features, argv, build_parser()))
+def parse(argv: list[str] | None = None) -> tuple[JobOptions, FeaturesRequest]:
+    return parse_request(JOB, build_parser(), argv, lambda v: FeaturesRequest.from_flags(**v))
+
+
+def pipeline():
+    from credspark.pipelines.features import build_features
+
+    return build_features
+
+
+def main(argv: list[str] | None = None) -> None:
+    options, request = parse(argv)  # --help and bad dates end here, before anything heavy is imported
+    from credspark.runner import run_job
+
+    sys.exit(run_job(JOB, pipeline(), options, request))
 
 
 if __name__ == "__main__":

@@ -8,29 +8,28 @@ from __future__ import annotations
 import argparse
 import sys
 
-from credspark.pipelines._runner import run_job
+from credspark.job_requests import EXIT_CODES_HELP
 from credspark.pipelines.demo import DEMO_SETTINGS, demo_argv, print_demo_summary
 from jobs import build_features, generate_portfolio, score_portfolio, train
 
-# Each step is the job's own library function and parser, so the demo runs exactly what spark-submit would.
-STEPS = {
-    "generate_portfolio": (generate_portfolio.generate_portfolio, generate_portfolio.build_parser),
-    "build_features": (build_features.build_features, build_features.build_parser),
-    "train": (train.train_model, train.build_parser),
-    "score_portfolio": (score_portfolio.score_portfolio, score_portfolio.build_parser),
-}
+# Each step is the job's own parser and pipeline, so the demo runs exactly what spark-submit would.
+STEPS = {m.JOB: m for m in (generate_portfolio, build_features, train, score_portfolio)}
 
 
 def main(argv: list[str] | None = None) -> None:
-    p = argparse.ArgumentParser(prog="demo", description=__doc__.splitlines()[0])
+    p = argparse.ArgumentParser(prog="demo", description=__doc__.splitlines()[0], epilog=EXIT_CODES_HELP)
     p.add_argument("--warehouse", default="./warehouse/demo", help="where the demo's tables go")
     p.add_argument("--customers", type=int, default=DEMO_SETTINGS["customers"], help="portfolio size")
     p.add_argument("--no-train", dest="train", action="store_false", help="stop after the features")
     args = p.parse_args(argv)
+    from credspark.runner import run_job
+
     for name, step_argv in demo_argv(args.warehouse, args.customers, train=args.train):
         print(f"demo: {name} {' '.join(step_argv)}", flush=True)
-        body, parser = STEPS[name]
-        code = run_job(name, body, step_argv, parser())
+        step = STEPS[name]
+        options, request = step.parse(step_argv)
+        check = step.check() if hasattr(step, "check") else None
+        code = run_job(name, step.pipeline(), options, request, check)
         if code != 0:
             print(f"demo: step {name} failed with exit code {code}", file=sys.stderr)
             sys.exit(code)

@@ -10,15 +10,13 @@ from __future__ import annotations
 import argparse
 import sys
 
-from credspark.config import common_parser
-from credspark.pipelines._runner import run_job
-from credspark.pipelines.ingest import generate_portfolio
+from credspark.job_requests import GenerateRequest, JobOptions, job_parser, parse_request
 
 JOB = "generate_portfolio"
 
 
 def build_parser() -> argparse.ArgumentParser:
-    p = common_parser(JOB, description=__doc__.splitlines()[0])
+    p = job_parser(JOB, __doc__)
     p.add_argument("--customers", type=int, default=None, help="number of customers (generate.customers)")
     p.add_argument("--months", type=int, default=None, help="months of history (generate.months)")
     p.add_argument("--default-rate", dest="default_rate", type=float, default=None,
@@ -29,8 +27,21 @@ def build_parser() -> argparse.ArgumentParser:
     return p
 
 
+def parse(argv: list[str] | None = None) -> tuple[JobOptions, GenerateRequest]:
+    return parse_request(JOB, build_parser(), argv, lambda v: GenerateRequest(**v))
+
+
+def pipeline():
+    from credspark.pipelines.ingest import generate_portfolio
+
+    return generate_portfolio
+
+
 def main(argv: list[str] | None = None) -> None:
-    sys.exit(run_job(JOB, generate_portfolio, argv, build_parser()))
+    options, request = parse(argv)
+    from credspark.runner import run_job
+
+    sys.exit(run_job(JOB, pipeline(), options, request))
 
 
 if __name__ == "__main__":

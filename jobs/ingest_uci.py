@@ -10,21 +10,32 @@ from __future__ import annotations
 import argparse
 import sys
 
-from credspark.config import common_parser
-from credspark.pipelines._runner import run_job
-from credspark.pipelines.ingest import ingest_uci
+from credspark.job_requests import IngestUciRequest, JobOptions, job_parser, parse_request
 
 JOB = "ingest_uci"
 
 
 def build_parser() -> argparse.ArgumentParser:
-    p = common_parser(JOB, description=__doc__.splitlines()[0])
+    p = job_parser(JOB, __doc__)
     p.add_argument("--input", default=None, metavar="PATH", help="the UCI CSV (default: uci.input)")
     return p
 
 
+def parse(argv: list[str] | None = None) -> tuple[JobOptions, IngestUciRequest]:
+    return parse_request(JOB, build_parser(), argv, lambda v: IngestUciRequest(**v))
+
+
+def pipeline():
+    from credspark.pipelines.ingest import ingest_uci
+
+    return ingest_uci
+
+
 def main(argv: list[str] | None = None) -> None:
-    sys.exit(run_job(JOB, ingest_uci, argv, build_parser()))
+    options, request = parse(argv)
+    from credspark.runner import run_job
+
+    sys.exit(run_job(JOB, pipeline(), options, request))
 
 
 if __name__ == "__main__":

@@ -1,10 +1,7 @@
 """Score the whole portfolio for one score date with the current model (the nightly job).
 
-    python jobs/score_portfolio.py --score-date 2025-12-31
-    python jobs/score_portfolio.py --score-date 2025-12-31 --model-version 20251231T010203Z --build-features
-
-Exit codes: 0 ok, 2 bad configuration, 3 drift beyond score.psi_fail (scores written), 4 missing or
-refused input (features partition, bundle), 1 anything else.
+python jobs/score_portfolio.py --score-date 2025-12-31
+python jobs/score_portfolio.py --score-date 2025-12-31 --model-version 20251231T010203Z --build-features
 """
 
 from __future__ import annotations
@@ -12,13 +9,13 @@ from __future__ import annotations
 import argparse
 import sys
 
-from credspark.config import common_parser
-from credspark.pipelines._runner import run_job
-from credspark.pipelines.score import score_portfolio
+from credspark.job_requests import JobOptions, ScoreRequest, job_parser, parse_request
+
+JOB = "score_portfolio"
 
 
 def build_parser() -> argparse.ArgumentParser:
-    p = common_parser("score_portfolio", description=__doc__.splitlines()[0])
+    p = job_parser(JOB, __doc__)
     p.add_argument("--score-date", dest="score_date", required=True, metavar="DATE",
                    help="as-of date of the features to score (YYYY-MM-DD)")
     p.add_argument("--model-version", dest="model_version", default=None, metavar="VERSION",
@@ -28,8 +25,21 @@ def build_parser() -> argparse.ArgumentParser:
     return p
 
 
-def main(argv=None):
-    sys.exit(run_job("score_portfolio", score_portfolio, argv, build_parser()))
+def parse(argv: list[str] | None = None) -> tuple[JobOptions, ScoreRequest]:
+    return parse_request(JOB, build_parser(), argv, lambda v: ScoreRequest.from_flags(**v))
+
+
+def pipeline():
+    from credspark.pipelines.score import score_portfolio
+
+    return score_portfolio
+
+
+def main(argv: list[str] | None = None) -> None:
+    options, request = parse(argv)  # --help and bad dates end here, before anything heavy is imported
+    from credspark.runner import run_job
+
+    sys.exit(run_job(JOB, pipeline(), options, request))
 
 
 if __name__ == "__main__":

@@ -31,7 +31,6 @@ __all__ = [
     "ScoreColumn",
     "files_digest",
     "cached_model",
-    "clear_cache",
     "load_embedder",
     "load_booster",
     "embed_frame",
@@ -68,11 +67,6 @@ def cached_model(key: str, build: Callable[[], T]) -> T:
         The cached model.
     """
     return _CACHE.get(key, build)
-
-
-def clear_cache() -> None:
-    """Forget every cached model (tests)."""
-    _CACHE.clear()
 
 
 def load_embedder(files: ModelFiles, device: str = "cpu") -> Any:

@@ -26,6 +26,7 @@ from pyspark.sql import functions as F
 from pyspark.sql import types as st
 
 from credspark.contract import TXN_TYPES
+from credspark.dates import is_month_end, month_end, month_index_of
 from credspark.errors import ConfigError
 
 __all__ = [
@@ -85,22 +86,6 @@ def month_index(col: Column | str) -> Column:
     """``year * 12 + month - 1`` of a date or timestamp column (UTC session time zone)."""
     c = F.col(col) if isinstance(col, str) else col
     return (F.year(c) * 12 + F.month(c) - 1).cast("int")
-
-
-def month_index_of(day: dt.date) -> int:
-    """The month index of a Python date (same numbering as :func:`month_index`)."""
-    return day.year * 12 + day.month - 1
-
-
-def month_end(day: dt.date) -> dt.date:
-    """The last day of ``day``'s month."""
-    first_next = dt.date(day.year + day.month // 12, day.month % 12 + 1, 1)
-    return first_next - dt.timedelta(days=1)
-
-
-def is_month_end(day: dt.date) -> bool:
-    """True when ``day`` is the last day of its month."""
-    return month_end(day) == day
 
 
 def resolve_channels(

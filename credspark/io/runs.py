@@ -5,9 +5,7 @@ from __future__ import annotations
 import json
 import os
 import platform
-import time
 import uuid
-from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -35,7 +33,7 @@ def versions() -> dict[str, str]:
 
 @dataclass
 class RunSummary:
-    """What a job did: counts, durations, status. Filled as the job goes, written at the end."""
+    """What a job did: counts, durations, status; written at the end (``credspark.runner.Run`` records it)."""
 
     job: str
     run_id: str
@@ -47,15 +45,6 @@ class RunSummary:
     status: str = "running"
     reason: str | None = None
     exit_code: int = 0
-
-    @contextmanager
-    def stage(self, name: str):
-        """Time a stage; its wall time lands in ``durations_s[name]``."""
-        t0 = time.perf_counter()
-        try:
-            yield
-        finally:
-            self.durations_s[name] = round(self.durations_s.get(name, 0.0) + time.perf_counter() - t0, 3)
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-safe dict."""

@@ -13,7 +13,6 @@ Shape of the computation (two shuffles whatever the number of as-of dates):
 
 from __future__ import annotations
 
-import argparse
 import datetime as dt
 import json
 import logging
@@ -28,8 +27,6 @@ from credspark.errors import ConfigError, MissingDataError
 from credspark.features.labels import default_events, with_labels
 from credspark.features.sequences import (
     activity_by_as_of,
-    is_month_end,
-    month_end,
     month_index_of,
     monthly_activity,
     resolve_channels,
@@ -43,10 +40,11 @@ from credspark.features.static import (
     static_features,
     with_profile_features,
 )
-from credspark.io.runs import RunSummary
+from credspark.job_requests import FeaturesRequest
 from credspark.models.spec import FeatureSpec, SpecMismatchError
+from credspark.runner import JobResult, Run
 
-__all__ = ["FeatureFrames", "as_of_dates_from_args", "month_ends", "build_feature_frames", "build_features"]
+__all__ = ["FeatureFrames", "build_feature_frames", "build_features"]
 
 log = logging.getLogger("credspark.features")
 
@@ -81,56 +79,6 @@ class FeatureFrames:
     properties: dict[str, str] = field(default_factory=dict)
 
 
-def month_ends(start: dt.date, end: dt.date) -> list[dt.date]:
-    """Every month end from ``start`` to ``end`` inclusive (both month ends)."""
-    if not (is_month_end(start) and is_month_end(end)):
-        raise ConfigError(f"--from {start} / --to {end}: both must be month ends (e.g. 2025-01-31)")
-    if end < start:
-        raise ConfigError(f"--to {end} is before --from {start}")
-    out, m = [], month_index_of(start)
-    while m <= month_index_of(end):
-        out.append(month_end(dt.date(m // 12, m % 12 + 1, 1)))
-        m += 1
-    return out
-
-
-def _parse_date(flag: str, text: str) -> dt.date:
-    try:
-        return dt.date.fromisoformat(text)
-    except (TypeError, ValueError) as e:
-        raise ConfigError(f"{flag} {text!r}: expected a date YYYY-MM-DD") from e
-
-
-def as_of_dates_from_args(args: argparse.Namespace) -> list[dt.date]:
-    """The as-of dates of a run: ``--as-of D`` or ``--from A --to B --every month``.
-
-    Args:
-        args: Parsed job arguments (``as_of``, ``date_from``, ``date_to``, ``every``).
-
-    Returns:
-        Month-end dates, ascending.
-
-    Raises:
-        ConfigError: Neither or both forms given, a date is not a month end, or an unknown step.
-    """
-    single = getattr(args, "as_of", None)
-    start, end = getattr(args, "date_from", None), getattr(args, "date_to", None)
-    if single and (start or end):
-        raise ConfigError("give either --as-of or --from/--to, not both")
-    if single:
-        day = _parse_date("--as-of", single)
-        if not is_month_end(day):
-            raise ConfigError(f"--as-of {day}: as-of dates are month ends (features are monthly), e.g. "
-                              f"{month_end(day)}")
-        return [day]
-    if not (start and end):
-        raise ConfigError("give --as-of DATE, or --from DATE --to DATE [--every month]")
-    every = getattr(args, "every", "month") or "month"
-    if every != "month":
-        raise ConfigError(f"--every {every!r}: only 'month' is supported")
-    return month_ends(_parse_date("--from", start), _parse_date("--to", end))
-
-
 def _default_observed_through(inputs: Mapping[str, DataFrame]) -> dt.date | None:
     """Latest of the outcomes' default dates and the statements' month ends (None when neither exists)."""
     parts = []
@@ -145,13 +93,8 @@ def _default_observed_through(inputs: Mapping[str, DataFrame]) -> dt.date | None
 
 
 def _check_dates(as_of_dates: Sequence[dt.date]) -> tuple[dt.date, ...]:
-    dates = tuple(sorted(set(as_of_dates)))
-    if not dates:
-        raise ConfigError("no as-of date given")
-    bad = [d for d in dates if not is_month_end(d)]
-    if bad:
-        raise ConfigError(f"as-of dates must be month ends; {bad[0]} is not")
-    return dates
+    """Month ends, ascending, without repeats (the rule of :class:`FeaturesRequest`)."""
+    return FeaturesRequest(tuple(as_of_dates)).as_of_dates
 
 
 def _merge(*maps: Mapping[str, list[str]]) -> dict[str, list[str]]:
@@ -188,8 +131,6 @@ def build_feature_frames(
     """
     fc = cfg.features
     dates = _check_dates(as_of_dates)
-    if fc.T < 1 or not fc.windows or min(fc.windows) < 1 or fc.horizon_months < 1:
-        raise ConfigError("features.T, features.windows and features.horizon_months must be >= 1")
     present = tuple(s for s in _FEATURE_SOURCES if s in inputs)
     absent = tuple(s for s in (*_FEATURE_SOURCES, "outcomes") if s not in inputs)
     if "transactions" not in present and "statements" not in present:
@@ -302,7 +243,7 @@ def _write(spark: SparkSession, cfg: Config, frames: FeatureFrames, run_id: str)
     return mode
 
 
-def _summarise(spark: SparkSession, cfg: Config, frames: FeatureFrames, summary: RunSummary) -> None:
+def _summarise(spark: SparkSession, cfg: Config, frames: FeatureFrames, run: Run) -> None:
     """Per-date counts read back from the written partitions (a line per date in the log)."""
     from credspark.io.tables import read_table, table_ref
 
@@ -322,36 +263,35 @@ def _summarise(spark: SparkSession, cfg: Config, frames: FeatureFrames, summary:
         }
         log.info("features %s: %d rows, %d labelled, %d positive", r["as_of_date"], r["rows"], r["labelled"],
                  int(r["positives"] or 0))
-    summary.counts["rows"] = sum(v["rows"] for v in per_date.values())
-    summary.counts["labelled"] = sum(v["labelled"] for v in per_date.values())
-    summary.counts["positives"] = sum(v["positives"] for v in per_date.values())
-    summary.counts["as_of_dates"] = len(frames.as_of_dates)
-    summary.details["per_as_of_date"] = per_date
+    run.counts["rows"] = sum(v["rows"] for v in per_date.values())
+    run.counts["labelled"] = sum(v["labelled"] for v in per_date.values())
+    run.counts["positives"] = sum(v["positives"] for v in per_date.values())
+    run.counts["as_of_dates"] = len(frames.as_of_dates)
+    run.details["per_as_of_date"] = per_date
 
 
-def build_features(spark: SparkSession, cfg: Config, args: argparse.Namespace, summary: RunSummary) -> int:
+def build_features(spark: SparkSession, cfg: Config, request: FeaturesRequest, run: Run) -> JobResult:
     """The feature job: validate the inputs, build the features of the as-of date(s), write them.
 
     Args:
         spark: The session.
         cfg: Job config.
-        args: Parsed arguments: ``--as-of`` or ``--from``/``--to``/``--every``.
-        summary: The run summary to fill (counts per as-of date, sources, channels, left-out features).
+        request: The as-of date(s).
+        run: The run to record on (counts per as-of date, sources, channels, left-out features).
 
     Returns:
-        0 on success (errors raise and become exit codes in the job runner).
+        Exit code 0 with the counts and details (errors raise and become exit codes in the job runner).
     """
     from credspark.pipelines.ingest import outcomes_observed_through, validate_inputs
 
-    dates = as_of_dates_from_args(args)
-    summary.params["as_of_dates"] = [d.isoformat() for d in dates]
+    dates = list(request.as_of_dates)
     log.info("features: %d as-of date(s) %s .. %s", len(dates), dates[0], dates[-1])
     # validate_inputs times itself (stage "validate"); it is lazy: the build below re-reads the clean rows.
-    inputs = validate_inputs(spark, cfg, dates[-1], summary.run_id, summary)
+    inputs = validate_inputs(spark, cfg, dates[-1], run.run_id, run)
     observed = outcomes_observed_through(spark, cfg)
-    with summary.stage("plan"):
+    with run.stage("plan"):
         frames = build_feature_frames(inputs, dates, cfg, observed_through=observed)
-    summary.details.update(
+    run.details.update(
         feature_version=frames.spec.version,
         T=frames.spec.T,
         channels=list(frames.spec.channels),
@@ -366,11 +306,11 @@ def build_features(spark: SparkSession, cfg: Config, args: argparse.Namespace, s
         log.warning("features: source %s is absent: left out %s", source, ", ".join(names))
     log.info("features: building %d static columns and seq of T=%d x C=%d (%s)", frames.spec.n_static,
              frames.spec.T, frames.spec.C, ",".join(frames.spec.channels))
-    with summary.stage("build_and_write"):
-        mode = _write(spark, cfg, frames, summary.run_id)
-    summary.details["write_mode"] = mode
-    summary.details["spec"] = json.loads(frames.properties[PROP_SPEC])
-    with summary.stage("summarise"):
-        _summarise(spark, cfg, frames, summary)
-    log.info("features: wrote %d rows for %d as-of date(s) (%s)", summary.counts["rows"], len(dates), mode)
-    return 0
+    with run.stage("build_and_write"):
+        mode = _write(spark, cfg, frames, run.run_id)
+    run.details["write_mode"] = mode
+    run.details["spec"] = json.loads(frames.properties[PROP_SPEC])
+    with run.stage("summarise"):
+        _summarise(spark, cfg, frames, run)
+    log.info("features: wrote %d rows for %d as-of date(s) (%s)", run.counts["rows"], len(dates), mode)
+    return run.result()

@@ -1,14 +1,13 @@
 """Input pipelines: generate a synthetic portfolio, ingest the UCI file, and validate the input tables.
 
-``generate_portfolio`` and ``ingest_uci`` are job bodies for :func:`credspark.pipelines._runner.run_job`.
+``generate_portfolio`` and ``ingest_uci`` are job pipelines for :func:`credspark.runner.run_job`.
 ``validate_inputs`` is called by the feature pipeline before it builds anything: it reads the input tables
 that exist, applies the contract (credspark.contract), appends rejected rows to ``<table>_rejects``, counts
-everything into the run summary, enforces ``validation.max_reject_fraction`` and returns the clean frames.
+everything into the run, enforces ``validation.max_reject_fraction`` and returns the clean frames.
 """
 
 from __future__ import annotations
 
-import argparse
 import dataclasses
 import datetime as dt
 import logging
@@ -33,8 +32,8 @@ from credspark.contract import (
     unknown_code_flags,
     with_run_info,
 )
-from credspark.errors import ConfigError, InputError, MissingDataError, RejectThresholdError
-from credspark.io.runs import RunSummary
+from credspark.dates import parse_date
+from credspark.errors import InputError, MissingDataError, RejectThresholdError
 from credspark.io.tables import (
     TableRef,
     append_table,
@@ -46,6 +45,8 @@ from credspark.io.tables import (
     table_exists,
     table_ref,
 )
+from credspark.job_requests import GenerateRequest, IngestUciRequest
+from credspark.runner import JobResult, Run
 from credspark.sources.generator import generate_tables, plan_generation
 from credspark.sources.uci import (
     detect_layout,
@@ -75,58 +76,54 @@ def _ref(cfg: Config, table: str) -> TableRef:
     return table_ref(cfg, getattr(cfg.tables, table))
 
 
-def _write_inputs(spark: SparkSession, cfg: Config, tables: dict[str, DataFrame], summary: RunSummary,
+def _write_inputs(spark: SparkSession, cfg: Config, tables: dict[str, DataFrame], run: Run,
                   source: str, observed_through: dt.date) -> None:
     """Overwrite each input table (one commit each), set the outcomes' properties and count what was written."""
     for name in INPUT_TABLES:
         ref = _ref(cfg, name)
         if name not in tables:
-            summary.details.setdefault("absent_tables", []).append(name)
+            run.details.setdefault("absent_tables", []).append(name)
             if table_exists(spark, ref):
                 # Not deleted (it may be wanted), but a feature build would mix sources: say so loudly.
                 msg = f"table '{ref.name}' from an earlier load is still in the warehouse and was not replaced"
-                summary.details.setdefault("warnings", []).append(msg)
+                run.details.setdefault("warnings", []).append(msg)
                 log.warning(msg)
             continue
-        with summary.stage(f"write_{name}"):
-            overwrite_table(tables[name], ref, user_metadata=summary.run_id)
+        with run.stage(f"write_{name}"):
+            overwrite_table(tables[name], ref, user_metadata=run.run_id)
         if name == "outcomes":
             # Only the outcomes carry properties (one extra commit); the other tables' commits carry the
-            # run id as user metadata, which leads to this run's summary.
+            # run id as user metadata, which leads to this run's run.
             set_properties(spark, ref, {SOURCE_PROPERTY: source,
                                         OBSERVED_THROUGH_PROPERTY: observed_through.isoformat()})
         # Counted from the written table (Delta can answer a plain count from its per-file statistics).
-        summary.counts[name] = read_table(spark, ref).count()
+        run.counts[name] = read_table(spark, ref).count()
 
 
 # --------------------------------------------------------------------------------------------- generate
 
 
-def generate_settings(base: GenerateConfig, args: argparse.Namespace) -> GenerateConfig:
-    """The ``generate`` section with the job's command-line flags (those given) applied on top."""
-    flags = {"customers": "customers", "months": "months", "default_rate": "default_rate", "seed": "seed",
-             "end_month": "end_month"}
-    given = {field: getattr(args, attr) for field, attr in flags.items() if getattr(args, attr, None) is not None}
-    return dataclasses.replace(base, **given)
+def generate_settings(base: GenerateConfig, request: GenerateRequest) -> GenerateConfig:
+    """The ``generate`` section with the request's values (those given) applied on top."""
+    return dataclasses.replace(base, **request.overrides())
 
 
-def generate_portfolio(spark: SparkSession, cfg: Config, args: argparse.Namespace, summary: RunSummary) -> int:
+def generate_portfolio(spark: SparkSession, cfg: Config, request: GenerateRequest, run: Run) -> JobResult:
     """Job body: generate the seeded portfolio and overwrite the four input tables with it.
 
     Args:
         spark: The session.
         cfg: Job config (section ``generate``; ``tables``; ``warehouse``).
-        args: Parsed flags (``--customers``, ``--months``, ``--default-rate``, ``--seed``, ``--end-month``
-            override the config).
-        summary: Run summary; gets rows per table, the realised default rate and the calibration.
+        request: Values given on the command line (they override the ``generate`` section).
+        run: The run; gets rows per table, the realised default rate and the calibration.
 
     Returns:
-        0.
+        Exit code 0 with the counts and details.
     """
-    g = generate_settings(cfg.generate, args)
-    with summary.stage("calibrate"):
+    g = generate_settings(cfg.generate, request)
+    with run.stage("calibrate"):
         plan = plan_generation(g)
-    summary.details["generator"] = {
+    run.details["generator"] = {
         **dataclasses.asdict(g),
         "window_start": plan.start.isoformat(),
         "observed_through": plan.observed_through.isoformat(),
@@ -134,25 +131,18 @@ def generate_portfolio(spark: SparkSession, cfg: Config, args: argparse.Namespac
         "pilot_default_rate": plan.pilot_default_rate,
     }
     tables = generate_tables(spark, plan)
-    with summary.stage("write"):
-        _write_inputs(spark, cfg, tables, summary, "generator", plan.observed_through)
-    summary.details["default_rate"] = round(summary.counts["outcomes"] / max(1, summary.counts["customers"]), 6)
-    written = sum(v for k, v in summary.counts.items() if k in INPUT_TABLES)
-    summary.details["rows_per_s"] = round(written / max(summary.durations_s.get("write", 0.0), 1e-9), 1)
-    return 0
+    with run.stage("write"):
+        _write_inputs(spark, cfg, tables, run, "generator", plan.observed_through)
+    run.details["default_rate"] = round(run.counts["outcomes"] / max(1, run.counts["customers"]), 6)
+    written = sum(v for k, v in run.counts.items() if k in INPUT_TABLES)
+    run.details["rows_per_s"] = round(written / max(run.durations_s.get("write", 0.0), 1e-9), 1)
+    return run.result()
 
 
 # ------------------------------------------------------------------------------------------------- UCI
 
 
-def _parse_date(text: str, key: str) -> dt.date:
-    try:
-        return dt.date.fromisoformat(str(text))
-    except ValueError as e:
-        raise ConfigError(f"{key} {text!r}: expected YYYY-MM-DD") from e
-
-
-def ingest_uci(spark: SparkSession, cfg: Config, args: argparse.Namespace, summary: RunSummary) -> int:
+def ingest_uci(spark: SparkSession, cfg: Config, request: IngestUciRequest, run: Run) -> JobResult:
     """Job body: load the UCI CSV (any accepted layout) into customers, statements and outcomes.
 
     No transactions table is written (the data has none); the outcomes table gets the property
@@ -161,17 +151,17 @@ def ingest_uci(spark: SparkSession, cfg: Config, args: argparse.Namespace, summa
     Args:
         spark: The session.
         cfg: Job config (section ``uci``).
-        args: Parsed flags (``--input`` overrides ``uci.input``).
-        summary: Run summary; gets rows per table, positives and the codes mapped to 'other'.
+        request: The CSV to load (None = ``uci.input``).
+        run: The run; gets rows per table, positives and the codes mapped to 'other'.
 
     Returns:
-        0.
+        Exit code 0 with the counts and details.
     """
-    path = args.input or cfg.uci.input
-    as_of = _parse_date(cfg.uci.as_of, "uci.as_of")
+    path = request.input or cfg.uci.input
+    as_of = parse_date("uci.as_of", cfg.uci.as_of)  # checked when the config was built
     dates = uci_dates(as_of)
     raw = read_csv(spark, path, header=False)
-    with summary.stage("read"):
+    with run.stage("read"):
         head = [list(r) for r in raw.limit(2).collect()]
         layout = detect_layout(head)
         wide = uci_wide(raw, layout)
@@ -185,20 +175,20 @@ def ingest_uci(spark: SparkSession, cfg: Config, args: argparse.Namespace, summa
         ).first()
     if not stats["rows"]:
         raise InputError(f"uci: {path} holds no data rows")
-    summary.details["uci"] = {
+    run.details["uci"] = {
         "input": str(path), "columns": layout, "as_of": as_of.isoformat(),
         "statement_months": [m.isoformat() for m in dates.months],
         "default_date": dates.default_date.isoformat(), "observed_through": dates.observed_through.isoformat(),
     }
-    summary.counts["uci_rows"] = stats["rows"]
-    summary.counts["uci_positives"] = int(stats["positives"] or 0)
-    summary.counts["uci_rows_with_unparseable_values"] = int(stats["incomplete"] or 0)
-    summary.counts["mapped_codes"] = {name: int(stats[name] or 0) for name in flags}
+    run.counts["uci_rows"] = stats["rows"]
+    run.counts["uci_positives"] = int(stats["positives"] or 0)
+    run.counts["uci_rows_with_unparseable_values"] = int(stats["incomplete"] or 0)
+    run.counts["mapped_codes"] = {name: int(stats[name] or 0) for name in flags}
     tables = {"customers": uci_customers(wide, as_of), "statements": uci_statements(wide, as_of),
               "outcomes": uci_outcomes(wide, as_of)}
-    with summary.stage("write"):
-        _write_inputs(spark, cfg, tables, summary, "uci", dates.observed_through)
-    return 0
+    with run.stage("write"):
+        _write_inputs(spark, cfg, tables, run, "uci", dates.observed_through)
+    return run.result()
 
 
 # -------------------------------------------------------------------------------------------- validate
@@ -236,20 +226,20 @@ def _table_stats(rows: list) -> dict:
 
 
 def validate_inputs(spark: SparkSession, cfg: Config, as_of: dt.date, run_id: str,
-                    summary: RunSummary) -> dict[str, DataFrame]:
+                    run: Run) -> dict[str, DataFrame]:
     """Validate the input tables that exist and return their clean rows.
 
     Rejected rows are appended to ``<table>_rejects`` (one commit per table, only when there are any and
     ``validation.write_rejects``); counts per table (rows, clean, rejected, after_as_of, reject reasons,
-    mapped values) go to ``summary.counts["validation"]``; which tables exist to
-    ``summary.details["inputs"]``. Absent optional tables are absent from the result, never replaced.
+    mapped values) go to ``run.counts["validation"]``; which tables exist to
+    ``run.details["inputs"]``. Absent optional tables are absent from the result, never replaced.
 
     Args:
         spark: The session.
         cfg: Job config (``tables``, ``validation``).
         as_of: The run's as-of date: later events are excluded (and counted as ``after_as_of``).
         run_id: Stamped on the rejects.
-        summary: The run summary to fill in.
+        run: The run to record on.
 
     Returns:
         Contract-typed clean DataFrames by table name (lazy: each action re-reads and re-validates, so a
@@ -263,7 +253,7 @@ def validate_inputs(spark: SparkSession, cfg: Config, as_of: dt.date, run_id: st
     """
     refs = {name: _ref(cfg, name) for name in SCHEMAS}
     present = {name: ref for name, ref in refs.items() if table_exists(spark, ref)}
-    summary.details["inputs"] = {name: "present" if name in present else "absent" for name in SCHEMAS}
+    run.details["inputs"] = {name: "present" if name in present else "absent" for name in SCHEMAS}
     for name in REQUIRED_TABLES:
         if name not in present:
             raise MissingDataError(f"table '{refs[name].name}' does not exist at {refs[name]} (required input)")
@@ -274,7 +264,7 @@ def validate_inputs(spark: SparkSession, cfg: Config, as_of: dt.date, run_id: st
 
     clean: dict[str, DataFrame] = {}
     stats: dict[str, dict] = {}
-    with summary.stage("validate"):
+    with run.stage("validate"):
         for name in INPUT_TABLES:
             if name not in present:
                 continue
@@ -284,7 +274,7 @@ def validate_inputs(spark: SparkSession, cfg: Config, as_of: dt.date, run_id: st
                 rejects_ref = table_ref(cfg, f"{present[name].name}_rejects")
                 append_table(with_run_info(rejected_rows(tagged), run_id, as_of), rejects_ref)
             clean[name] = clean_rows(tagged, name)
-    summary.counts["validation"] = stats
+    run.counts["validation"] = stats
 
     limit = cfg.validation.max_reject_fraction
     for name, st in stats.items():

@@ -39,6 +39,7 @@ from credspark.distributed.train_fns import (
     train_actgan_worker,
     train_resnet_lstm_worker,
 )
+from credspark.faults import DEEP_FAIL_AT_EPOCH, DEEP_FAIL_RANK, injected
 from credspark.io.scratch import read_scratch_parquet, write_scratch_parquet
 from credspark.models._gan_common import n_new_minority
 from credspark.models.actgan import ACTGAN
@@ -164,9 +165,13 @@ def _worker_options(cfg: Config, section: Any, checkpoint_root: str, output_dir:
         fit_sample_rows=dc.fit_sample_rows,
         prefetch=dc.prefetch,
         torch_threads=dc.torch_threads,
-        fail_at_epoch=dc.fail_at_epoch,
-        fail_rank=dc.fail_rank,
+        fail_at_epoch=injected(DEEP_FAIL_AT_EPOCH),
+        fail_rank=_or(injected(DEEP_FAIL_RANK), 1),
     )
+
+
+def _or(value: int | None, default: int) -> int:
+    return default if value is None else value
 
 
 def _params(section: Any) -> dict[str, Any]:

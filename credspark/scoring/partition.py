@@ -28,7 +28,6 @@ import json
 import logging
 import shutil
 import tempfile
-from collections import OrderedDict
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -52,6 +51,7 @@ from credspark.models.spec import FeatureSpec
 from credspark.scoring.attribution import embedding_attribution
 from credspark.scoring.reasons import ReasonMap, build_reason_map, top_reasons
 from credspark.scoring.scorecard import ScorecardScale, points_from_pd, risk_bands
+from credspark.worker_cache import WorkerCache
 
 __all__ = [
     "BundleFiles",
@@ -63,7 +63,6 @@ __all__ = [
     "bundle_digest",
     "load_bundle_from_files",
     "cached_model",
-    "clear_model_cache",
     "tune_scoring_process",
     "score_frame",
     "output_columns",
@@ -75,8 +74,7 @@ BundleFiles = Mapping[str, bytes]
 logger = logging.getLogger(__name__)
 
 #: Models kept per Python worker (a reused worker may see a new bundle version; old ones are evicted).
-_CACHE_SIZE = 2
-_MODELS: OrderedDict[str, ScoringModel] = OrderedDict()
+_MODELS: WorkerCache[ScoringModel] = WorkerCache(2)
 #: What :func:`tune_scoring_process` did in this process (None: not called yet).
 _PROCESS_TUNING: dict[str, Any] | None = None
 
@@ -91,7 +89,7 @@ _TRIM_THRESHOLD = 2**30
 
 
 class InjectedFailureError(RuntimeError):
-    """Raised by the fault-injection hook (``score.fail_after_batches``), for tests only."""
+    """Raised by the fault-injection hook (``credspark.faults.SCORE_FAIL_AFTER_BATCHES``), for tests only."""
 
 
 class _HasValue(Protocol):
@@ -338,24 +336,15 @@ def cached_model(params: ScoreParams, files: _HasValue | BundleFiles) -> Scoring
 
         if torch.get_num_threads() != params.torch_threads:
             torch.set_num_threads(int(params.torch_threads))
-    model = _MODELS.get(params.digest)
-    if model is not None:
-        _MODELS.move_to_end(params.digest)
-        return model
-    raw = files if isinstance(files, Mapping) else files.value  # a Broadcast: fetched on a cache miss only
-    if bundle_digest(raw) != params.digest:
-        raise BundleError("the shipped bundle bytes do not match the digest the driver verified")
-    bundle = load_bundle_from_files(raw, expected_spec=FeatureSpec.from_dict(params.spec))
-    model = ScoringModel(bundle, xgb_threads=params.xgb_threads)
-    _MODELS[params.digest] = model
-    while len(_MODELS) > _CACHE_SIZE:
-        _MODELS.popitem(last=False)
-    return model
 
+    def load() -> ScoringModel:
+        raw = files if isinstance(files, Mapping) else files.value  # a Broadcast: fetched on a cache miss only
+        if bundle_digest(raw) != params.digest:
+            raise BundleError("the shipped bundle bytes do not match the digest the driver verified")
+        bundle = load_bundle_from_files(raw, expected_spec=FeatureSpec.from_dict(params.spec))
+        return ScoringModel(bundle, xgb_threads=params.xgb_threads)
 
-def clear_model_cache() -> None:
-    """Forget every cached model (tests)."""
-    _MODELS.clear()
+    return _MODELS.get(params.digest, load)
 
 
 # ----------------------------------------------------------------------------------------------- score
@@ -365,7 +354,8 @@ class _BatchCounter:
 
     def tick(self) -> None:
         if self.limit is not None and self.done >= self.limit:
-            raise InjectedFailureError(f"injected failure after {self.done} model batches (score.fail_after_batches)")
+            raise InjectedFailureError(
+                f"injected failure after {self.done} model batches (CREDSPARK_TEST_SCORE_FAIL_AFTER_BATCHES)")
         self.done += 1
 
 

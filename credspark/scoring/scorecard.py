@@ -6,6 +6,8 @@ Points follow the usual scorecard scaling: with odds ``good:bad = (1 - pd) / pd`
 
 so a customer at the base odds gets ``base_points`` and every doubling of the odds adds ``PDO`` points
 (600 points at 50:1 with 20 PDO: 620 points at 100:1, 580 at 25:1). Higher points = lower risk.
+:func:`points_from_pd` is the formula in numpy, :func:`points_column` its Spark Column twin (pyspark is
+imported only when it is called).
 """
 
 from __future__ import annotations
@@ -13,10 +15,14 @@ from __future__ import annotations
 import math
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-__all__ = ["PD_CLIP", "ScorecardScale", "points_from_pd", "risk_bands"]
+if TYPE_CHECKING:
+    from pyspark.sql import Column
+
+__all__ = ["PD_CLIP", "ScorecardScale", "points_from_pd", "points_column", "risk_bands"]
 
 #: pd is clipped to [PD_CLIP, 1 - PD_CLIP] before the log odds, so pd = 0 or 1 gives finite points
 #: (about +-300 points around the base at 20 PDO).
@@ -41,6 +47,15 @@ class ScorecardScale:
         if not (self.base_odds > 0 and self.pdo > 0 and math.isfinite(self.base_points)):
             raise ValueError(f"scorecard: need base_odds > 0 and pdo > 0, got {self.base_odds}, {self.pdo}")
 
+    @classmethod
+    def of(cls, section: Any) -> ScorecardScale:
+        """The scale of a config section with ``base_points``, ``base_odds`` and ``pdo`` (the ``score`` one)."""
+        return cls(base_points=section.base_points, base_odds=section.base_odds, pdo=section.pdo)
+
+    def to_dict(self) -> dict[str, float]:
+        """The scale as a JSON-safe mapping (recorded in the bundle with the training score distribution)."""
+        return {"base_points": self.base_points, "base_odds": self.base_odds, "pdo": self.pdo}
+
     @property
     def factor(self) -> float:
         """Points per unit of log odds: ``pdo / ln 2``."""
@@ -64,6 +79,14 @@ def points_from_pd(pd_: np.ndarray, scale: ScorecardScale) -> np.ndarray:
     """
     p = np.clip(np.asarray(pd_, dtype=np.float64), PD_CLIP, 1.0 - PD_CLIP)
     return scale.offset + scale.factor * (np.log1p(-p) - np.log(p))
+
+
+def points_column(pd_col: Column, scale: ScorecardScale) -> Column:
+    """Scorecard points of a probability column: :func:`points_from_pd` as a Spark expression."""
+    from pyspark.sql import functions as F
+
+    p = F.least(F.greatest(pd_col, F.lit(PD_CLIP)), F.lit(1.0 - PD_CLIP))
+    return F.lit(scale.offset) + F.lit(scale.factor) * (F.log1p(-p) - F.log(p))
 
 
 def risk_bands(points: np.ndarray, cutoffs: Sequence[float], labels: Sequence[str]) -> np.ndarray:

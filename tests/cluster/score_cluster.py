@@ -61,6 +61,7 @@ def main(work_dir: str) -> dict:
     import numpy as np
 
     from credspark.config import SparkConfig, config_from_dict
+    from credspark.faults import SCORE_FAIL_AFTER_BATCHES
     from credspark.io.model_store import model_dir
     from credspark.io.spark import build_session
     from credspark.io.tables import read_table, table_ref
@@ -114,8 +115,11 @@ def main(work_dir: str) -> dict:
         out["same_bands"] = bool((local["risk_band"] == again["risk_band"]).all())
 
         t = time.perf_counter()
-        out["exit_injected"] = _job([*base, "--set", "score.fail_after_batches=1",
-                                     "--set", "score.model_batch_size=50"])
+        os.environ[SCORE_FAIL_AFTER_BATCHES] = "1"
+        try:
+            out["exit_injected"] = _job([*base, "--set", "score.model_batch_size=50"])
+        finally:
+            del os.environ[SCORE_FAIL_AFTER_BATCHES]
         out["injected_s"] = round(time.perf_counter() - t, 1)
         after, after_ids = _values(spark, cfg)
         out["intact_after_failure"] = bool(after.equals(again) and after_ids == again_ids)

@@ -7,9 +7,9 @@ from pyspark.sql import functions as F
 from credspark.config import config_from_dict
 from credspark.contract import OBSERVED_THROUGH_PROPERTY, SOURCE_PROPERTY
 from credspark.errors import MissingDataError, RejectThresholdError
-from credspark.io.runs import RunSummary
 from credspark.io.tables import append_table, get_properties, read_table, table_ref
 from credspark.pipelines.ingest import outcomes_observed_through, validate_inputs
+from credspark.runner import Run
 from credspark.sources.uci import UCI_COLUMNS
 from jobs import generate_portfolio, ingest_uci
 
@@ -46,7 +46,7 @@ def test_generate_portfolio_job_writes_the_four_tables_and_a_summary(spark, ware
     assert props[SOURCE_PROPERTY] == "generator" and props[OBSERVED_THROUGH_PROPERTY] == "2025-06-30"
 
     # the generated portfolio is clean under the contract; events after a mid-window as-of are excluded
-    summary = RunSummary(job="t", run_id="r1", started_at="")
+    summary = Run(job="t", run_id="r1", started_at="")
     clean = validate_inputs(spark, cfg, dt.date(2025, 3, 31), "r1", summary)
     v = summary.counts["validation"]
     assert set(v) == {"customers", "statements", "transactions", "outcomes"}
@@ -106,7 +106,7 @@ def test_validate_inputs_writes_rejects_counts_and_enforces_the_threshold(spark,
          (2, d(2025, 1, 1), 500.0, 10.0, 0.0, None, 1), (2, d(2025, 7, 1), 500.0, 10.0, 0.0, None, 1)],
         "customer_id long, statement_month date, credit_limit double, bill_amount double, paid_amount double, "
         "min_due double, delinquency int"), table_ref(cfg, "statements"))
-    summary = RunSummary(job="t", run_id="r1", started_at="")
+    summary = Run(job="t", run_id="r1", started_at="")
     clean = validate_inputs(spark, cfg, dt.date(2025, 6, 30), "r1", summary)
 
     assert set(clean) == {"customers", "statements"}
@@ -121,10 +121,10 @@ def test_validate_inputs_writes_rejects_counts_and_enforces_the_threshold(spark,
 
     strict = _cfg(warehouse, max_reject_fraction=0.2)
     with pytest.raises(RejectThresholdError, match=r"table 'statements': 33\.33% of rows rejected \(1 of 3\)"):
-        validate_inputs(spark, strict, dt.date(2025, 6, 30), "r2", RunSummary(job="t", run_id="r2", started_at=""))
+        validate_inputs(spark, strict, dt.date(2025, 6, 30), "r2", Run(job="t", run_id="r2", started_at=""))
     runs = sorted(r.run_id for r in read_table(spark, table_ref(cfg, "statements_rejects")).collect())
     assert runs == ["r1", "r2"]  # written before failing, so they can be inspected
 
     with pytest.raises(MissingDataError, match="customers"):
         validate_inputs(spark, _cfg(warehouse / "empty"), dt.date(2025, 6, 30), "r3",
-                        RunSummary(job="t", run_id="r3", started_at=""))
+                        Run(job="t", run_id="r3", started_at=""))

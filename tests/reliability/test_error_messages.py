@@ -14,7 +14,7 @@ class Py4JJavaError(Exception):  # the class name run_job sees for JVM errors; t
 
 
 def test_the_one_line_reason_of_a_jvm_error_names_what_failed_and_why():
-    from credspark.pipelines._runner import failure_reason
+    from credspark.runner import failure_reason
 
     text = (
         "An error occurred while calling o699.save.\n"

@@ -31,9 +31,11 @@ from credspark.config import config_from_dict, load_config
 from credspark.errors import EXIT_CONFIG, ConfigError, MissingDataError
 from credspark.io.model_store import model_dir, resolve_bundle_dir
 from credspark.io.tables import _sql_literal, safe_child, table_ref
+from credspark.job_requests import JobOptions
 from credspark.models.bundle import BundleError, load_bundle
 from credspark.pipelines.score import ModelRefusedError, load_verified_bundle
-from credspark.scoring.partition import ScoreParams, cached_model, clear_model_cache, read_bundle_files
+from credspark.scoring import partition
+from credspark.scoring.partition import ScoreParams, cached_model, read_bundle_files
 
 SPEC = tiny_spec()
 BUNDLE_FILES = [
@@ -190,11 +192,11 @@ def test_bytes_shipped_to_a_worker_must_match_the_digest_the_driver_verified(pub
     files = read_bundle_files(model_dir(published, "m", "good"))
     other = dict(files)
     other["manifest.json"] = files["manifest.json"] + b" "
-    clear_model_cache()
+    partition._MODELS.clear()
     params = ScoreParams(digest=hashlib.sha256(files["manifest.json"]).hexdigest(), spec=SPEC.to_dict())
     with pytest.raises(BundleError, match="do not match the digest"):
         cached_model(params, other)
-    clear_model_cache()
+    partition._MODELS.clear()
 
 
 def test_current_and_version_names_cannot_leave_the_model_store(published):
@@ -225,9 +227,10 @@ def test_yaml_with_a_python_tag_is_refused_without_running(tmp_path):
     conf.mkdir()
     (conf / "score_portfolio.yaml").write_text(f"score:\n  model_name: {payload}\n")
     with pytest.raises(ConfigError, match="not valid YAML"):
-        load_config("score_portfolio", ["--conf-dir", str(conf)])
+        load_config("score_portfolio", JobOptions(conf_dir=str(conf)))
     with pytest.raises(ConfigError, match="--set"):
-        load_config("score_portfolio", ["--conf-dir", str(tmp_path), "--set", f"score.model_name={payload}"])
+        load_config("score_portfolio", JobOptions(conf_dir=str(tmp_path),
+                                                     overrides=(f"score.model_name={payload}",)))
     assert not marker.exists()
 
 

@@ -5,6 +5,7 @@ import pytest
 
 from credspark.config import Config, apply_override, config_from_dict, load_config, render_reference
 from credspark.errors import ConfigError
+from credspark.job_requests import JobOptions
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -13,13 +14,12 @@ def test_defaults_and_layering(tmp_path):
     (tmp_path / "env").mkdir()
     (tmp_path / "myjob.yaml").write_text("features:\n  T: 9\nspark:\n  app_name: job-app\n")
     (tmp_path / "env" / "prod.yaml").write_text("features:\n  T: 10\n")
-    args, cfg = load_config("myjob", ["--conf-dir", str(tmp_path), "--env", "prod", "--set", "features.T=11",
-                                      "--warehouse", "/tmp/wh"])
+    options = JobOptions(conf_dir=str(tmp_path), env="prod", overrides=("features.T=11",), warehouse="/tmp/wh")
+    cfg = load_config("myjob", options)
     assert cfg.features.T == 11  # --set wins over env wins over job file
     assert cfg.spark.app_name == "job-app"
     assert cfg.warehouse.path == "/tmp/wh"
     assert cfg.features.windows == (1, 3, 6, 12)  # untouched default
-    assert args.env == "prod"
 
 
 @pytest.mark.parametrize(
@@ -54,22 +54,22 @@ def test_spark_conf_keys_keep_their_dots():
 
 def test_missing_env_and_unsafe_env_name(tmp_path):
     with pytest.raises(ConfigError, match="does not exist"):
-        load_config("x", ["--conf-dir", str(tmp_path), "--env", "nope"])
+        load_config("x", JobOptions(conf_dir=str(tmp_path), env="nope"))
     with pytest.raises(ConfigError, match="only letters"):
-        load_config("x", ["--conf-dir", str(tmp_path), "--env", "../../etc/passwd"])
+        load_config("x", JobOptions(conf_dir=str(tmp_path), env="../../etc/passwd"))
 
 
 def test_yaml_is_loaded_safely(tmp_path):
     (tmp_path / "evil.yaml").write_text("features: !!python/object/apply:os.system ['echo hi']\n")
     with pytest.raises(ConfigError, match="not valid YAML"):
-        load_config("evil", ["--conf-dir", str(tmp_path)])
+        load_config("evil", JobOptions(conf_dir=str(tmp_path)))
 
 
 def test_repo_conf_files_load():
     for job_file in sorted((REPO / "conf").glob("*.yaml")):
-        load_config(job_file.stem, ["--conf-dir", str(REPO / "conf")])
+        load_config(job_file.stem, JobOptions(conf_dir=str(REPO / "conf")))
     for env_file in sorted((REPO / "conf" / "env").glob("*.yaml")):
-        load_config("none", ["--conf-dir", str(REPO / "conf"), "--env", env_file.stem])
+        load_config("none", JobOptions(conf_dir=str(REPO / "conf"), env=env_file.stem))
 
 
 def test_reference_doc_is_current():

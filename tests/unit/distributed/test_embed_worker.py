@@ -34,7 +34,7 @@ def test_files_digest_names_content_not_order():
 
 
 def test_model_is_loaded_once_per_process_whatever_the_loader_object():
-    W.clear_cache()
+    W._CACHE.clear()
     calls = []
 
     def build():
@@ -48,12 +48,12 @@ def test_model_is_loaded_once_per_process_whatever_the_loader_object():
     for i in range(W._CACHE.size):
         W.cached_model(f"other{i}", object)
     assert "k1" not in W._CACHE  # the oldest is evicted, the cache stays bounded
-    W.clear_cache()
+    W._CACHE.clear()
 
 
 def test_embed_partition_layout_matches_the_bundle(tiny, tmp_path):
     spec, pdf, embedder, _ = tiny
-    W.clear_cache()
+    W._CACHE.clear()
     files = _files(embedder, tmp_path)
     loads = []
 
@@ -81,7 +81,7 @@ def test_embed_partition_layout_matches_the_bundle(tiny, tmp_path):
         s, d, m = arrays_from_frame(frame, spec)
         np.testing.assert_array_equal(np.stack(result["features"].to_list()),
                                       np.hstack([scoring_embed(s, d, m, batch_size=16), s]))
-    W.clear_cache()
+    W._CACHE.clear()
 
 
 def test_load_embedder_refuses_paths(tiny, tmp_path):
@@ -94,7 +94,7 @@ def test_load_embedder_refuses_paths(tiny, tmp_path):
 
 def test_score_partition_gives_the_classifiers_probabilities(tiny):
     spec, pdf, embedder, clf = tiny
-    W.clear_cache()
+    W._CACHE.clear()
     static, dynamic, mask = arrays_from_frame(pdf, spec)
     X = np.hstack([embedder.embed(static, dynamic, mask), static]).astype(np.float32)
     raw = clf.to_booster_bytes()
@@ -105,4 +105,4 @@ def test_score_partition_gives_the_classifiers_probabilities(tiny):
                                       lambda: {key: raw}), ignore_index=True)
     assert list(out.columns) == ["customer_id", "pd"]
     np.testing.assert_allclose(out["pd"].to_numpy(), clf.predict_proba(X), rtol=1e-6)
-    W.clear_cache()
+    W._CACHE.clear()

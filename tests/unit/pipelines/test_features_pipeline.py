@@ -1,4 +1,3 @@
-import argparse
 import datetime as dt
 import sys
 import types
@@ -9,12 +8,14 @@ from pyspark.sql import functions as F
 
 from credspark.config import config_from_dict
 from credspark.contract import CUSTOMERS, OUTCOMES, STATEMENTS, TRANSACTIONS
+from credspark.dates import month_ends
 from credspark.errors import ConfigError, MissingDataError
 from credspark.features.sequences import TRANSACTION_CHANNELS
 from credspark.features.spec import spec_from_table
-from credspark.io.runs import RunSummary
 from credspark.io.tables import get_properties, read_table, table_ref
-from credspark.pipelines.features import as_of_dates_from_args, build_feature_frames, build_features, month_ends
+from credspark.job_requests import FeaturesRequest
+from credspark.pipelines.features import build_feature_frames, build_features
+from credspark.runner import Run
 
 pytestmark = pytest.mark.spark
 
@@ -150,19 +151,19 @@ def test_no_behaviour_source_is_an_input_error(spark):
         build_feature_frames(_inputs(spark), [dt.date(2025, 12, 30)], _cfg())
 
 
-def test_as_of_dates_from_args():
-    ns = argparse.Namespace
-    assert as_of_dates_from_args(ns(as_of="2025-12-31", date_from=None, date_to=None, every="month")) == [D3]
-    got = as_of_dates_from_args(ns(as_of=None, date_from="2025-01-31", date_to="2025-12-31", every="month"))
+def test_features_request_from_flags():
+    req = FeaturesRequest.from_flags
+    assert req(as_of="2025-12-31", date_from=None, date_to=None, every="month").as_of_dates == (D3,)
+    got = req(as_of=None, date_from="2025-01-31", date_to="2025-12-31", every="month").as_of_dates
     assert len(got) == 12 and got[1] == dt.date(2025, 2, 28) and got[-1] == D3
     assert month_ends(D1, D1) == [D1]
-    for bad in (ns(as_of="2025-12-30", date_from=None, date_to=None, every="month"),
-                ns(as_of="2025-12-31", date_from="2025-01-31", date_to=None, every="month"),
-                ns(as_of=None, date_from="2025-01-31", date_to=None, every="month"),
-                ns(as_of=None, date_from="2025-12-31", date_to="2025-01-31", every="month"),
-                ns(as_of="31/12/2025", date_from=None, date_to=None, every="month")):
+    for bad in (dict(as_of="2025-12-30", date_from=None, date_to=None, every="month"),
+                dict(as_of="2025-12-31", date_from="2025-01-31", date_to=None, every="month"),
+                dict(as_of=None, date_from="2025-01-31", date_to=None, every="month"),
+                dict(as_of=None, date_from="2025-12-31", date_to="2025-01-31", every="month"),
+                dict(as_of="31/12/2025", date_from=None, date_to=None, every="month")):
         with pytest.raises(ConfigError):
-            as_of_dates_from_args(bad)
+            req(**bad)
 
 
 # ------------------------------------------------------------------ the job body on real Delta tables
@@ -173,7 +174,7 @@ def fake_inputs(monkeypatch, spark):
     """Stand in for credspark.pipelines.ingest.validate_inputs (its own tests cover validation)."""
     seen = []
 
-    def validate_inputs(spark_, cfg, as_of, run_id, summary):
+    def validate_inputs(spark_, cfg, as_of, run_id, run):
         seen.append(as_of)
         return _inputs(spark)
 
@@ -183,12 +184,10 @@ def fake_inputs(monkeypatch, spark):
 
 
 def _run(spark, cfg, **kw):
-    args = argparse.Namespace(as_of=None, date_from=None, date_to=None, every="month")
-    for k, v in kw.items():
-        setattr(args, k, v)
-    summary = RunSummary(job="build_features", run_id="test-run", started_at="2026-01-01T00:00:00")
-    assert build_features(spark, cfg, args, summary) == 0
-    return summary
+    run = Run(job="build_features", run_id="test-run", started_at="2026-01-01T00:00:00")
+    result = build_features(spark, cfg, FeaturesRequest.from_flags(**kw), run)
+    assert result.exit_code == 0
+    return result
 
 
 def _history(spark, ref):

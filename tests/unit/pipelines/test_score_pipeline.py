@@ -1,4 +1,3 @@
-import argparse
 import datetime as dt
 import shutil
 import threading
@@ -18,12 +17,14 @@ from pyspark.sql import functions as F
 
 from credspark.config import config_from_dict
 from credspark.errors import EXIT_DRIFT, EXIT_OK, ConfigError, MissingDataError, RejectThresholdError
+from credspark.faults import SCORE_FAIL_AFTER_BATCHES
 from credspark.io.model_store import model_dir
-from credspark.io.runs import RunSummary
 from credspark.io.tables import read_table, table_exists, table_ref
+from credspark.job_requests import ScoreRequest
 from credspark.models.bundle import load_bundle
 from credspark.models.spec import FeatureSpec
 from credspark.pipelines import score as S
+from credspark.runner import Run
 from credspark.scoring.partition import ScoringModel, score_frame
 
 pytestmark = pytest.mark.spark
@@ -38,18 +39,18 @@ def _cfg(wh, **score):
 
 
 def _args(day, version=None, build=False):
-    return argparse.Namespace(score_date=day.isoformat(), model_version=version, build_features=build)
+    return ScoreRequest(score_date=day, model_version=version, build_features=build)
 
 
 def _summary():
-    return RunSummary(job="score_portfolio", run_id=f"score-test-{uuid.uuid4().hex[:8]}",
-                      started_at="2026-01-01T00:00:00+00:00")
+    return Run(job="score_portfolio", run_id=f"score-test-{uuid.uuid4().hex[:8]}",
+               started_at="2026-01-01T00:00:00+00:00")
 
 
 def _run(spark, cfg, day, version=None):
-    summary = _summary()
-    code = S.score_portfolio(spark, cfg, _args(day, version), summary)
-    return code, summary
+    run = _summary()
+    result = S.score_portfolio(spark, cfg, _args(day, version), run)
+    return result.exit_code, result
 
 
 def _partition(spark, cfg, day):
@@ -144,13 +145,13 @@ def test_rows_that_cannot_be_scored_are_counted_and_too_many_stop_the_run(spark,
 
 def test_bad_score_config_is_refused_naming_the_key():
     with pytest.raises(ConfigError, match="score.band_labels"):
-        S.check_score_config(config_from_dict({"score": {"band_labels": ["B", "A"]}}).score)
+        config_from_dict({"score": {"band_labels": ["B", "A"]}})
     with pytest.raises(ConfigError, match="score.band_cutoffs"):
-        S.check_score_config(config_from_dict({"score": {"band_cutoffs": [2, 1], "band_labels": list("CBA")}}).score)
+        config_from_dict({"score": {"band_cutoffs": [2, 1], "band_labels": list("CBA")}})
     with pytest.raises(ConfigError, match="score.psi_warn"):
-        S.check_score_config(config_from_dict({"score": {"psi_warn": 0.5, "psi_fail": 0.2}}).score)
+        config_from_dict({"score": {"psi_warn": 0.5, "psi_fail": 0.2}})
     with pytest.raises(ConfigError, match="--score-date"):
-        S.parse_score_date("31/12/2025")
+        ScoreRequest.from_flags("31/12/2025")
 
 
 # -------------------------------------------------------------------------------------------- scoring
@@ -186,14 +187,15 @@ def test_scores_match_in_process_scoring_and_the_run_is_recorded(spark, world, f
     assert rec["band_counts"] == mon["band_counts"]
 
 
-def test_a_failed_run_keeps_the_previous_partition_and_a_rerun_is_idempotent(spark, world, first_run):
+def test_a_failed_run_keeps_the_previous_partition_and_a_rerun_is_idempotent(spark, world, first_run, monkeypatch):
     cfg = world["cfg"]
     def values(df):  # materialised now: a lazy Delta read could see a later version
         return df.drop("run_id").toPandas().sort_values("customer_id").reset_index(drop=True)
 
     before = values(_partition(spark, cfg, D1))
-    failing = _cfg(world["wh"], fail_after_batches=1, arrow_batch_size=40, model_batch_size=40)
-    with pytest.raises(Exception, match="injected failure"):
+    failing = _cfg(world["wh"], arrow_batch_size=40, model_batch_size=40)
+    with monkeypatch.context() as m, pytest.raises(Exception, match="injected failure"):
+        m.setenv(SCORE_FAIL_AFTER_BATCHES, "1")
         S.score_portfolio(spark, failing, _args(D1), _summary())
     still = _partition(spark, cfg, D1)
     assert [r[0] for r in still.select("run_id").distinct().collect()] == [first_run.run_id]
@@ -290,16 +292,16 @@ def test_build_features_flag_runs_the_feature_pipeline_for_the_score_date(spark,
 
     seen = []
 
-    def fake_build(spark_, cfg_, args_, summary_):
-        seen.append(args_.as_of)
-        summary_.counts["rows"] = 1
+    def fake_build(spark_, cfg_, request_, run_):
+        seen.append(request_.as_of_dates)
+        run_.counts["rows"] = 1
         raise MissingDataError("stop here")
 
     monkeypatch.setattr(features, "build_features", fake_build)
     summary = _summary()
     with pytest.raises(MissingDataError, match="stop here"):
         S.score_portfolio(spark, world["cfg"], _args(D2, build=True), summary)
-    assert seen == [D2.isoformat()]
+    assert seen == [(D2,)]
     assert summary.details["build_features"]["counts"] == {"rows": 1}
 
 

@@ -12,16 +12,16 @@ from credspark.errors import EXIT_QUALITY_GATE, MissingDataError, QualityGateErr
 from credspark.metrics import best_f1_threshold, credit_report
 from credspark.models.calibration import Calibrator, fit_calibrator
 from credspark.models.spec import FeatureSpec, StaticFeature
+from credspark.monitoring import psi_from_shares, reference_distribution
 from credspark.pipelines.train import (
-    _top_static,
     calibrated_pd_column,
     evaluate,
     gate_decision,
     model_version,
     part_counts,
+    top_static,
     training_distributions,
 )
-from credspark.scoring.drift import psi_from_shares, reference_distribution
 
 
 def test_evaluate_picks_thresholds_on_validation_and_measures_on_test():
@@ -57,7 +57,7 @@ def test_model_version_is_data_date_then_run():
 
 def test_top_static_orders_by_gain_then_spec():
     spec = FeatureSpec(static=tuple(StaticFeature(n) for n in "abcd"), channels=("x",), T=1)
-    assert _top_static(spec, {"c": 3.0, "a": 1.0, "seq_x_t0": 9.0}, 3) == ["c", "a", "b"]
+    assert top_static(spec, {"c": 3.0, "a": 1.0, "seq_x_t0": 9.0}, 3) == ["c", "a", "b"]
 
 
 @pytest.mark.spark

@@ -9,12 +9,11 @@ import pytest
 from pyspark.sql import functions as F
 
 from credspark.config import TrainConfig
+from credspark.dates import parse_dates
 from credspark.errors import ConfigError
 from credspark.models.spec import FeatureSpec, StaticFeature
 from credspark.pipelines._train_data import (
-    bin_count_columns,
     column_expr,
-    parse_dates,
     plan_split,
     raw_feature_names,
     raw_feature_vector,
@@ -115,18 +114,6 @@ def test_column_expr_reads_static_and_sequence_months(spark):
     for bad in ("nope", "bill[2]", "bill[x]"):
         with pytest.raises(ConfigError):
             column_expr(bad, spec)
-
-
-@pytest.mark.spark
-def test_bin_counts_follow_searchsorted_right(spark):
-    values = [0.0, 1.0, 1.5, 2.0, 2.0, 3.5, None, float("nan")]
-    edges = [1.0, 2.0, 3.0]
-    df = spark.createDataFrame([(v,) for v in values], "x double")
-    row = df.agg(*bin_count_columns("x", F.col("x"), edges)).first()
-    finite = np.array([v for v in values if v is not None and not np.isnan(v)])
-    expected = np.bincount(np.searchsorted(edges, finite, side="right"), minlength=4)
-    assert [row[f"x__{b}"] for b in range(4)] == expected.tolist() == [1, 2, 2, 1]
-    assert row["x__missing"] == 2
 
 
 @pytest.mark.spark

@@ -194,7 +194,7 @@ class CountingBroadcast:
 
 
 def test_the_model_loads_once_per_worker_keyed_by_content_not_by_object(bundles, rows):
-    P.clear_model_cache()
+    P._MODELS.clear()
     files = P.read_bundle_files(bundles["emb"])
     params = _params(files)
     first, second = CountingBroadcast(files), CountingBroadcast(dict(files))  # a new object per task
@@ -206,11 +206,11 @@ def test_the_model_loads_once_per_worker_keyed_by_content_not_by_object(bundles,
     third = CountingBroadcast(other)
     list(P.PartitionScorer(files=third, params=_params(other))(iter([rows.iloc[:10]])))
     assert third.reads == 1 and len(P._MODELS) == 2
-    P.clear_model_cache()
+    P._MODELS.clear()
 
 
 def test_bytes_that_do_not_match_the_verified_digest_are_refused(bundles):
-    P.clear_model_cache()
+    P._MODELS.clear()
     files = P.read_bundle_files(bundles["emb"])
     params = P.ScoreParams(digest="0" * 64, spec=SPEC.to_dict())
     with pytest.raises(BundleError, match="digest"):
@@ -224,7 +224,7 @@ def test_fault_injection_raises_after_the_configured_batches(bundles, rows):
     assert len(next(batches)) == 100  # batches 1-2
     with pytest.raises(P.InjectedFailureError, match="after 3 model batches"):
         next(batches)
-    P.clear_model_cache()
+    P._MODELS.clear()
 
 
 def test_scoring_package_imports_no_pyspark():

@@ -1,6 +1,12 @@
+"""benchmarks/_uci_arrays.py: the UCI file as arrays and the paper's split (used by the benchmarks only)."""
+
+import sys
+from pathlib import Path
+
 import numpy as np
 
-from credspark.sources.uci_arrays import load_uci_arrays, paper_split
+sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "benchmarks"))
+from _uci_arrays import load_uci_arrays, paper_split  # noqa: E402
 
 
 def test_uci_arrays_shapes_and_counts(uci_csv):

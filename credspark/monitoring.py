@@ -1,24 +1,35 @@
-"""Population stability (PSI) from binned shares, and warn/fail levels (plain numpy, no Spark).
+"""Drift monitoring: the one binning rule, PSI from binned shares, and warn/fail levels.
 
-The Spark side only counts rows per bin (one aggregation); everything else is here, so the arithmetic is
-tested with plain numbers. Binning follows :func:`credspark.metrics.psi`: *inner* edges split the line into
-``len(edges) + 1`` bins ``[lower, upper)``, the outer bins open-ended; a value equal to an edge goes to the
-bin above it; an empty bin's share is replaced by ``eps`` before ``sum((a - e) * ln(a / e))``.
+The binning rule, used by training (the reference distributions stored in the bundle) and by scoring (the
+PSI of each run): *inner* edges split the line into ``len(edges) + 1`` bins ``[lower, upper)``, the outer
+bins open-ended, so a value equal to an edge goes to the bin above it (as :func:`credspark.metrics.psi`);
+null and NaN are *missing*: in no bin, counted apart. :func:`bin_index` is the numpy form and
+:func:`bin_count_columns` its Spark Column twin (one test feeds both the same values). An empty bin's share is
+replaced by ``eps`` before ``sum((a - e) * ln(a / e))``.
+
+Importable without pyspark: the Column functions import it when called.
 """
 
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
 from credspark.metrics import PSI_EPS
 
+if TYPE_CHECKING:
+    from pyspark.sql import Column
+
 __all__ = [
     "LEVELS",
+    "MISSING",
     "inner_edges",
     "bin_index",
+    "bin_counts",
+    "bin_count_columns",
+    "counts_from_row",
     "psi_from_shares",
     "reference_distribution",
     "drift_level",
@@ -27,6 +38,9 @@ __all__ = [
 
 #: Drift levels, mildest first; ``not_available`` never fails a run.
 LEVELS = ("not_available", "ok", "warn", "fail")
+
+#: :func:`bin_index` of a missing value (null or NaN).
+MISSING = -1
 
 
 def inner_edges(quantiles: Sequence[float], minimum: float) -> list[float]:
@@ -43,9 +57,57 @@ def inner_edges(quantiles: Sequence[float], minimum: float) -> list[float]:
     return [float(v) for v in q if v > minimum]
 
 
-def bin_index(values: np.ndarray, edges: Sequence[float]) -> np.ndarray:
-    """Bin of each value: the number of edges ``<= value`` (the same rule the Spark side uses)."""
-    return np.searchsorted(np.asarray(edges, dtype=np.float64), np.asarray(values, dtype=np.float64), side="right")
+def bin_index(values: Any, edges: Sequence[float]) -> np.ndarray:
+    """Bin of each value: the number of edges ``<= value``; :data:`MISSING` for null (None) and NaN.
+
+    Args:
+        values: Numbers (None allowed).
+        edges: Strictly ascending inner edges.
+
+    Returns:
+        Integer bins in ``[0, len(edges)]``, or :data:`MISSING`.
+    """
+    v = np.asarray(values, dtype=np.float64).ravel()  # None becomes NaN
+    idx = np.searchsorted(np.asarray(edges, dtype=np.float64), v, side="right")
+    return np.where(np.isnan(v), MISSING, idx)
+
+
+def bin_counts(values: Any, edges: Sequence[float]) -> tuple[list[int], int]:
+    """Rows per bin of :func:`bin_index` and the number of missing values.
+
+    Returns:
+        ``(counts of the len(edges) + 1 bins, missing)``.
+    """
+    idx = bin_index(values, edges)
+    counts = np.bincount(idx[idx != MISSING], minlength=len(edges) + 1)
+    return [int(c) for c in counts], int((idx == MISSING).sum())
+
+
+def bin_count_columns(prefix: str, col: Column, edges: Sequence[float]) -> list[Column]:
+    """Spark aggregates counting the rows of each bin of :func:`bin_index`, plus the missing ones.
+
+    Args:
+        prefix: Alias prefix: ``<prefix>__<bin>`` and ``<prefix>__missing``.
+        col: A numeric column.
+        edges: Strictly ascending inner edges.
+
+    Returns:
+        ``len(edges) + 2`` aggregate columns (read them back with :func:`counts_from_row`).
+    """
+    from pyspark.sql import functions as F
+
+    col = col.cast("double")
+    missing = col.isNull() | F.isnan(col)
+    idx = sum((F.when(col >= F.lit(float(e)), 1).otherwise(0) for e in edges), F.lit(0))
+    out = [F.sum(F.when(~missing & (idx == F.lit(b)), 1).otherwise(0)).alias(f"{prefix}__{b}")
+           for b in range(len(edges) + 1)]
+    out.append(F.sum(F.when(missing, 1).otherwise(0)).alias(f"{prefix}__missing"))
+    return out
+
+
+def counts_from_row(row: Any, prefix: str, n_bins: int) -> list[int]:
+    """The bin counts of :func:`bin_count_columns` from an aggregated row (missing ones not included)."""
+    return [int(row[f"{prefix}__{b}"] or 0) for b in range(n_bins)]
 
 
 def psi_from_shares(expected: Sequence[float], actual: Sequence[float], eps: float = PSI_EPS) -> float:

@@ -2,8 +2,12 @@ import numpy as np
 import pytest
 
 from credspark.metrics import psi
-from credspark.scoring.drift import (
+from credspark.monitoring import (
+    MISSING,
+    bin_count_columns,
+    bin_counts,
     bin_index,
+    counts_from_row,
     drift_level,
     inner_edges,
     psi_from_shares,
@@ -48,3 +52,26 @@ def test_levels():
     assert worst_level([]) == "not_available"
     with pytest.raises(ValueError):
         psi_from_shares([1, 2], [1, 2, 3])
+
+
+def test_bin_index_puts_values_on_an_edge_above_it_and_null_and_nan_in_no_bin():
+    values = [0.0, 1.0, 1.5, 2.0, 2.0, 3.5, None, float("nan")]
+    assert bin_index(values, [1.0, 2.0, 3.0]).tolist() == [0, 1, 1, 2, 2, 3, MISSING, MISSING]
+    assert bin_counts(values, [1.0, 2.0, 3.0]) == ([1, 2, 2, 1], 2)
+    assert bin_counts([None, 5.0], []) == ([1], 1)
+
+
+@pytest.mark.spark
+@pytest.mark.parametrize("edges", [[1.0, 2.0, 3.0], [], [-0.5, 0.0, 0.25, 4.0]])
+def test_the_spark_column_twin_bins_exactly_as_numpy(spark, edges):
+    from pyspark.sql import functions as F
+
+    rng = np.random.default_rng(3)
+    values = [*rng.normal(1.5, 1.5, size=200).round(1).tolist(), *edges, None, float("nan"), float("inf"),
+              float("-inf")]
+    df = spark.createDataFrame([(v,) for v in values], "x double")
+    row = df.agg(*bin_count_columns("x", F.col("x"), edges)).first()
+    counts, missing = bin_counts(values, edges)
+    assert counts_from_row(row, "x", len(edges) + 1) == counts
+    assert row["x__missing"] == missing == 2
+    assert sum(counts) == len(values) - 2

@@ -1,7 +1,7 @@
 """The UCI credit-card data as model arrays (Spark-free), and the paper's evaluation protocol.
 
-Used by model tests and benchmarks that work on arrays directly. The Spark ingest job
-(``jobs/ingest_uci.py``) maps the same file into the input contract instead.
+Used by the benchmarks that work on arrays directly (kept beside them: the library does not need it). The
+Spark ingest job (``jobs/ingest_uci.py``) maps the same file into the input contract instead.
 
 Layout: the static block is the profile (LIMIT_BAL, SEX, EDUCATION, MARRIAGE, AGE) with EDUCATION 0/5/6 mapped
 to 4 ("other") and MARRIAGE 0 to 3, as the data's documentation advises; the dynamic block is 6 months (April ..
@@ -20,7 +20,7 @@ from credspark.models.spec import FeatureSpec, StaticFeature
 
 __all__ = ["UciArrays", "DEFAULT_UCI_CSV", "load_uci_arrays", "paper_split", "UCI_SPEC"]
 
-DEFAULT_UCI_CSV = Path(__file__).resolve().parents[2].parent / "shared" / "data" / "uci_taiwan" / "UCI_Credit_Card.csv"
+DEFAULT_UCI_CSV = Path(__file__).resolve().parents[1].parent / "shared" / "data" / "uci_taiwan" / "UCI_Credit_Card.csv"
 
 _STATIC = ("LIMIT_BAL", "SEX", "EDUCATION", "MARRIAGE", "AGE")
 _PAY = ("PAY_6", "PAY_5", "PAY_4", "PAY_3", "PAY_2", "PAY_0")  # April .. September
