@@ -217,18 +217,7 @@ def train_resnet_lstm_worker(
     stopper = EarlyStopping(int(estimator.patience)) if valid_feed is not None else None
     start_epoch = 0
     if ckpt is not None:
-        ckpt.load_module("module", module)
-        ckpt.load_optimizer("optimizer", optimizer)
-        history = {k: [_from_json_float(v) for v in vs] for k, vs in ckpt.extra["history"].items()}
-        start_epoch = ckpt.epoch + 1
-        if stopper is not None and ckpt.extra.get("stopper"):
-            st = ckpt.extra["stopper"]
-            best_weights = None
-            if st["best_epoch"] is not None:
-                best = build_module(**module_kwargs)
-                ckpt.load_module("best", best)
-                best_weights = {k: v.to(ctx.device) for k, v in best.state_dict().items()}
-            stopper.load_state_dict(st, best_weights)
+        history, start_epoch = _resume_resnet(ckpt, module, optimizer, stopper, module_kwargs, ctx.device)
     ctx.broadcast_params(module)
 
     valid_t = None
@@ -285,6 +274,29 @@ def train_resnet_lstm_worker(
         "hashes": hashes,
         "world_size": ctx.world_size,
     }
+
+
+def _resume_resnet(
+    ckpt: Any,
+    module: nn.Module,
+    optimizer: torch.optim.Optimizer,
+    stopper: EarlyStopping | None,
+    module_kwargs: dict[str, Any],
+    device: Any,
+) -> tuple[dict[str, list[float]], int]:
+    """Load a checkpoint's weights, optimiser and early-stopping state; return its history and next epoch."""
+    ckpt.load_module("module", module)
+    ckpt.load_optimizer("optimizer", optimizer)
+    history = {k: [_from_json_float(v) for v in vs] for k, vs in ckpt.extra["history"].items()}
+    if stopper is not None and ckpt.extra.get("stopper"):
+        st = ckpt.extra["stopper"]
+        best_weights = None
+        if st["best_epoch"] is not None:
+            best = build_module(**module_kwargs)
+            ckpt.load_module("best", best)
+            best_weights = {k: v.to(device) for k, v in best.state_dict().items()}
+        stopper.load_state_dict(st, best_weights)
+    return history, ckpt.epoch + 1
 
 
 def _save_resnet_checkpoint(

@@ -25,7 +25,7 @@ from credspark.monitoring import (
 )
 from credspark.scoring.scorecard import ScorecardScale
 
-__all__ = ["monitor", "training_distributions", "drift_text"]
+__all__ = ["monitor", "training_distributions", "output_references", "drift_text"]
 
 
 def _psi_entry(expected: Sequence[float], actual: Sequence[int], sc: ScoreConfig, **extra: Any) -> dict[str, Any]:
@@ -65,6 +65,34 @@ def _training_score_scale(manifest: Mapping[str, Any]) -> ScorecardScale | None:
         return None
 
 
+def output_references(
+    dists: Mapping[str, Any], manifest: Mapping[str, Any], scale: ScorecardScale
+) -> dict[str, tuple[list[float], list[float]] | str]:
+    """The training distributions of ``score`` and ``pd`` to compare this run with, or why one cannot be used.
+
+    Args:
+        dists: The bundle's training distributions (:func:`training_distributions`).
+        manifest: The bundle manifest (for the scale its ``score`` distribution was computed on).
+        scale: The scale this run scores on.
+
+    Returns:
+        ``{name: (inner edges, shares)}``, or ``{name: reason}`` for a malformed entry or a ``score``
+        distribution recorded on another scale; names the bundle has no distribution of are absent.
+    """
+    out: dict[str, tuple[list[float], list[float]] | str] = {}
+    for name in ("score", "pd"):
+        if name in dists:
+            try:
+                out[name] = reference_distribution(dists[name])
+            except ValueError as e:
+                out[name] = f"malformed training distribution: {e}"
+    trained = _training_score_scale(manifest)
+    if "score" in out and trained is not None and trained != scale:
+        out["score"] = (f"the bundle's score distribution is on the scale {trained.to_dict()}, this run scores on "
+                        f"{scale.to_dict()}")
+    return out
+
+
 def _previous_score_date(snapshot: DataFrame, score_date: dt.date) -> dt.date | None:
     return snapshot.where(F.col("score_date") < F.lit(score_date)).agg(F.max("score_date")).first()[0]
 
@@ -98,17 +126,7 @@ def monitor(
              .agg(F.percentile_approx("score", probs, accuracy)).first()[0])
         prev_edges = inner_edges(q[1:], q[0]) if q else None
 
-    ref_dists: dict[str, tuple[list[float], list[float]] | str] = {}
-    for name in ("score", "pd"):
-        if name in dists:
-            try:
-                ref_dists[name] = reference_distribution(dists[name])
-            except ValueError as e:
-                ref_dists[name] = f"malformed training distribution: {e}"
-    trained_scale = _training_score_scale(manifest)
-    if "score" in ref_dists and trained_scale is not None and trained_scale != ScorecardScale.of(sc):
-        ref_dists["score"] = (f"the bundle's score distribution is on the scale {trained_scale.to_dict()}, this run "
-                              f"scores on {ScorecardScale.of(sc).to_dict()}")
+    ref_dists = output_references(dists, manifest, ScorecardScale.of(sc))
 
     aggs = [F.count(F.lit(1)).alias("n"),
             F.percentile_approx("pd", list(sc.quantiles), accuracy).alias("pd_q")]

@@ -82,11 +82,14 @@ def points_from_pd(pd_: np.ndarray, scale: ScorecardScale) -> np.ndarray:
 
 
 def points_column(pd_col: Column, scale: ScorecardScale) -> Column:
-    """Scorecard points of a probability column: :func:`points_from_pd` as a Spark expression."""
+    """Scorecard points of a probability column: :func:`points_from_pd` as a Spark expression (null for null/NaN)."""
     from pyspark.sql import functions as F
 
-    p = F.least(F.greatest(pd_col, F.lit(PD_CLIP)), F.lit(1.0 - PD_CLIP))
-    return F.lit(scale.offset) + F.lit(scale.factor) * (F.log1p(-p) - F.log(p))
+    pd_ = pd_col.cast("double")
+    # greatest/least skip nulls and rank NaN highest: a missing pd is kept missing explicitly, as in numpy.
+    p = F.least(F.greatest(pd_, F.lit(PD_CLIP)), F.lit(1.0 - PD_CLIP))
+    points = F.lit(scale.offset) + F.lit(scale.factor) * (F.log1p(-p) - F.log(p))
+    return F.when(pd_.isNull() | F.isnan(pd_), F.lit(None).cast("double")).otherwise(points)
 
 
 def risk_bands(points: np.ndarray, cutoffs: Sequence[float], labels: Sequence[str]) -> np.ndarray:

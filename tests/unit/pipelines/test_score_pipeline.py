@@ -311,3 +311,18 @@ def test_training_distributions_follow_the_trainers_order():
     assert list(S.training_distributions(manifest)) == ["b", "score", "a"]
     assert list(S.training_distributions({"training_data": {"distributions": dists}})) == ["a", "b", "score"]
     assert S.training_distributions({"metadata": {}}) is None
+
+
+def test_the_score_distribution_is_compared_only_on_the_scale_it_was_trained_on():
+    from credspark.pipelines._score_monitor import output_references
+    from credspark.scoring.scorecard import ScorecardScale
+
+    dists = {"score": {"edges": [550.0, 600.0], "shares": [0.2, 0.5, 0.3]}, "pd": {"edges": [0.1], "shares": [1, 1]}}
+    same = {"metadata": {"training_data": {"score_scale": ScorecardScale().to_dict()}}}
+    refs = output_references(dists, same, ScorecardScale())
+    assert refs == {"score": ([550.0, 600.0], [0.2, 0.5, 0.3]), "pd": ([0.1], [1.0, 1.0])}
+    other = output_references(dists, same, ScorecardScale(pdo=40.0))
+    assert "on the scale" in other["score"] and "'pdo': 40.0" in other["score"] and other["pd"] == refs["pd"]
+    assert output_references(dists, {}, ScorecardScale(pdo=40))["score"] == refs["score"]  # scale not recorded
+    bad = output_references({"pd": {"edges": [2, 1], "shares": [1, 1, 1]}}, {}, ScorecardScale())
+    assert bad["pd"].startswith("malformed training distribution") and "score" not in bad
