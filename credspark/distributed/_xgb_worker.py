@@ -31,7 +31,7 @@ import pandas as pd
 import xgboost as xgb
 from xgboost import collective
 
-from credspark.models.focal_xgb import focal_loss
+from credspark.models.focal_xgb import focal_loss, keep_best_rounds
 from credspark.models.inputs import stack_array_column
 
 __all__ = [
@@ -204,11 +204,8 @@ def _train(dtrain: xgb.DMatrix, dvalid: xgb.DMatrix | None, task: WorkerTask) ->
         evals_result=evals_result,
         verbose_eval=False,
     )
-    best = booster.best_iteration if early is not None else booster.num_boosted_rounds() - 1
-    if best + 1 < booster.num_boosted_rounds():
-        # As FocalXGBClassifier.fit: keep only the best rounds so the returned model is the one scored.
-        booster = booster[: best + 1]
-    return booster, int(best), evals_result
+    booster, best = keep_best_rounds(booster, early_stopped=early is not None)  # the model that is scored
+    return booster, best, evals_result
 
 
 def _is_peer_failure(exc: BaseException) -> bool:

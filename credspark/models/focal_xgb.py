@@ -41,6 +41,7 @@ __all__ = [
     "focal_loss",
     "focal_metric",
     "focal_objective",
+    "keep_best_rounds",
 ]
 
 #: File names written by :meth:`FocalXGBClassifier.save` inside its directory.
@@ -236,6 +237,19 @@ def _as_labels(y: Any, n: int) -> np.ndarray:
     return arr.astype(np.float32)
 
 
+def keep_best_rounds(booster: xgb.Booster, *, early_stopped: bool) -> tuple[xgb.Booster, int]:
+    """The booster cut to its best rounds, and the best round (0-based).
+
+    ``xgboost.train`` returns the last model even when early stopping found a better round; keeping only the
+    best rounds makes predictions, contributions and the saved file agree. Without early stopping the last
+    round is the best.
+    """
+    best = booster.best_iteration if early_stopped else booster.num_boosted_rounds() - 1
+    if best + 1 < booster.num_boosted_rounds():
+        booster = booster[: best + 1]
+    return booster, int(best)
+
+
 class FocalXGBClassifier:
     """Binary classifier: XGBoost trees fitted to the focal loss (P(default) = sigmoid(margin)).
 
@@ -413,11 +427,7 @@ class FocalXGBClassifier:
             evals_result=evals_result,
             verbose_eval=False,
         )
-        best = booster.best_iteration if early is not None else booster.num_boosted_rounds() - 1
-        if best + 1 < booster.num_boosted_rounds():
-            # xgboost.train returns the last model; keep only the best rounds so that predictions,
-            # contributions and the saved file all agree.
-            booster = booster[: best + 1]
+        booster, best = keep_best_rounds(booster, early_stopped=early is not None)
         self.booster_ = booster
         self.best_iteration_ = int(best)
         self.n_features_in_ = int(X_arr.shape[1])
