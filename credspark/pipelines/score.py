@@ -86,24 +86,9 @@ def write_scores(
 ) -> int:
     """Replace the partition ``score_date`` of ``scores`` in one Delta commit; return the committed version.
 
-    A concurrent run writing the same date makes one of the two commits fail; the loser retries
-    (:func:`credspark.io.delta_retry.overwrite_partitions_retrying`), so the partition always ends up holding
-    exactly one run's complete rows.
-
-    Args:
-        spark: The session.
-        cfg: Job config.
-        scores: The rows (lazy).
-        score_date: The partition.
-        run_id: Stored as the commit's userMetadata (finds the version afterwards).
-        retries: Retries after a conflict. Defaults to 2.
-        backoff_s: Sleep before the first retry (doubles each time). Defaults to 1.0.
-
-    Returns:
-        The Delta version this run committed.
-
-    Raises:
-        ConcurrentWriteError: Still conflicting after the retries.
+    A concurrent run writing the same date makes one of the two commits fail; the loser retries, so the
+    partition always ends up holding exactly one run's complete rows. Arguments and errors as
+    :func:`credspark.io.delta_retry.overwrite_partitions_retrying` (``run_id`` stamps the commit).
     """
     return overwrite_partitions_retrying(spark, scores, table_ref(cfg, cfg.tables.scores), "score_date",
                                          [score_date], run_id=run_id, retries=retries, backoff_s=backoff_s)
