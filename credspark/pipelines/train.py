@@ -33,7 +33,6 @@ import datetime as dt
 import logging
 import math
 import os
-import shutil
 from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass
 from typing import Any
@@ -46,8 +45,9 @@ from pyspark.sql import functions as F
 
 from credspark.config import Config
 from credspark.errors import ConfigError, InputError, MissingDataError, QualityGateError
+from credspark.io import warehouse
 from credspark.io.runs import RunSummary
-from credspark.io.tables import safe_child
+from credspark.io.scratch import work_folder
 from credspark.models.calibration import Calibrator, fit_calibrator, margin_from_pd
 from credspark.models.spec import FeatureSpec
 from credspark.pipelines._train_data import (
@@ -586,11 +586,11 @@ class _Outcome:
 
 def _publish(o: _Outcome, cfg: Config, summary: RunSummary) -> Any:
     """Write the bundle, report.html and metrics.json; move ``current`` only when the gate passed."""
-    from credspark.io.model_store import model_dir, set_current
+    from credspark.io.model_store import model_dir, publish_bundle, set_current
     from credspark.models.bundle import save_bundle
-    from credspark.reporting import TrainingReport, write_report
+    from credspark.reporting import write_report
 
-    tc, focal, base = cfg.train, o.fitted.focal, o.fitted.baseline
+    tc, focal = cfg.train, o.fitted.focal
     target = model_dir(cfg.warehouse.path, tc.model_name, o.version)
     n_generated = int(o.deep.details.get("generated_rows", 0))
     metadata = {
@@ -614,10 +614,24 @@ def _publish(o: _Outcome, cfg: Config, summary: RunSummary) -> Any:
         "xgb": {"best_iteration": focal.best_iteration_, "num_workers": cfg.xgb.num_workers},
         "preprocessing": {"deep_step_imputation": o.imputed, "note": _IMPUTATION_NOTE},
     }
-    save_bundle(target, spec=o.spec, embedder=o.deep.embedder, classifier=focal, metadata=metadata,
-                use_raw_static=tc.use_raw_static, calibration=o.cal, created_at=summary.started_at)
+    with publish_bundle(cfg.warehouse.path, tc.model_name, o.version) as folder:
+        save_bundle(folder, spec=o.spec, embedder=o.deep.embedder, classifier=focal, metadata=metadata,
+                    use_raw_static=tc.use_raw_static, calibration=o.cal, created_at=summary.started_at)
+        write_report(folder, _report(o, cfg, summary, target))
+    summary.details["bundle"] = str(target)
+    if o.gate["passed"]:
+        set_current(cfg.warehouse.path, tc.model_name, o.version)
+    return target
+
+
+def _report(o: _Outcome, cfg: Config, summary: RunSummary, target: Any) -> Any:
+    """The training report of a run (report.html and metrics.json beside the bundle)."""
+    from credspark.reporting import TrainingReport
+
+    tc, focal, base = cfg.train, o.fitted.focal, o.fitted.baseline
+    n_generated = int(o.deep.details.get("generated_rows", 0))
     spec = o.spec
-    report = TrainingReport(
+    return TrainingReport(
         title=f"credspark training run {o.version}",
         run={"model": tc.model_name, "version": o.version, "run_id": summary.run_id,
              "as_of_dates": [d.isoformat() for d in o.plan.dates], "bundle": str(target),
@@ -644,11 +658,6 @@ def _publish(o: _Outcome, cfg: Config, summary: RunSummary) -> Any:
             + ", ".join(f"{k} = {v['value']:.4g} ({v['missing_share']:.1%} missing)" for k, v in o.imputed.items())]
            if o.imputed else []),
     )
-    write_report(target, report)
-    summary.details["bundle"] = str(target)
-    if o.gate["passed"]:
-        set_current(cfg.warehouse.path, tc.model_name, o.version)
-    return target
 
 
 def train_model(spark: SparkSession, cfg: Config, args: argparse.Namespace, summary: RunSummary) -> int:
@@ -671,9 +680,9 @@ def train_model(spark: SparkSession, cfg: Config, args: argparse.Namespace, summ
     plan = plan_split(dates, validation_as_of, tc)
     version = model_version(plan.dates, summary.run_id)
     summary.details |= {"split": plan.to_dict(), "model_name": tc.model_name, "version": version}
-    # Feeds, checkpoints and generated rows of this run; shared by driver and workers (the warehouse's file
-    # system). Removed after a successful run, kept after a failure for inspection.
-    work_dir = safe_child(cfg.warehouse.path, "_work", "train", summary.run_id)
+    # Feeds, checkpoints and generated rows of this run, shared by driver and workers; removed when the run
+    # ends, failed or not.
+    work_dir = work_folder(cfg.warehouse.path, "train", summary.run_id, spark.sparkContext.master)
     persisted: list[DataFrame] = []
 
     def keep(df: DataFrame) -> DataFrame:
@@ -726,8 +735,8 @@ def train_model(spark: SparkSession, cfg: Config, args: argparse.Namespace, summ
     finally:
         for df in persisted:
             df.unpersist()
+        warehouse.remove_tree(work_dir)
 
-    shutil.rmtree(work_dir, ignore_errors=True)
     if not gate["passed"]:
         raise QualityGateError(f"model {tc.model_name} version {version} stored at {target} but not published: "
                                + "; ".join(gate["reasons"]))
