@@ -150,3 +150,21 @@ def test_a_local_bundle_is_published_in_place_and_current_moves(tmp_path):
     ms.set_current(tmp_path, "pd", "v1")
     assert ms.read_bundle(ms.resolve_bundle_dir(tmp_path, "pd")) == {"manifest.json": b'{"files": {}}'}
     assert set(os.listdir(tmp_path / "models" / "pd")) == {"current", "v1"}
+
+
+def test_the_demo_summary_lists_what_the_warehouse_holds(tmp_path, capsys):
+    from credspark.pipelines.demo import print_demo_summary
+
+    (tmp_path / "features" / "_delta_log").mkdir(parents=True)
+    (tmp_path / "scores").mkdir()  # no Delta log: not a table
+    wh.write_atomic(wh.child(tmp_path, "_runs", "train-1.json"), b"{}")
+    with ms.publish_bundle(tmp_path, "pd", "v1") as folder:
+        folder.mkdir(parents=True)
+        (folder / "manifest.json").write_text("{}")
+        (folder / "report.html").write_text("<html></html>")
+    ms.set_current(tmp_path, "pd", "v1")
+    print_demo_summary(str(tmp_path))
+    out = capsys.readouterr().out
+    assert f"table features      {tmp_path / 'features'}" in out and "table scores" not in out
+    assert f"run summaries      {tmp_path / '_runs'} (1 runs)" in out
+    assert f"training report    {tmp_path / 'models' / 'pd' / 'v1' / 'report.html'}" in out
