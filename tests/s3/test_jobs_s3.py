@@ -52,6 +52,11 @@ def _local_s3a_folders(*roots: Path) -> list[Path]:
     return found
 
 
+def _ours(folder: Path) -> list[str]:
+    """What credspark left in a temp folder (torch keeps caches of its own there, e.g. torchinductor_<user>)."""
+    return sorted(p.name for p in folder.iterdir() if p.name.startswith("credspark-"))
+
+
 @pytest.fixture(scope="module")
 def runs(s3, s3_endpoint, tmp_path_factory, monkeypatch_module):
     """Run the four jobs once; return their exit codes, the temp folder the driver used and the bucket listing."""
@@ -72,12 +77,12 @@ def runs(s3, s3_endpoint, tmp_path_factory, monkeypatch_module):
                                             "--set", "features.horizon_months=6"])
     out["train"] = _run(train_job, train)
     out["current_after_train"] = wh.read_bytes(f"{WAREHOUSE}/models/credspark/current").decode().strip()
-    out["scratch_after_train"] = sorted(p.name for p in scratch.iterdir())
+    out["scratch_after_train"] = _ours(scratch)
     out["score"] = _run(score_portfolio, [*common, "--score-date", AS_OF])
     # A training run that fails in its deep step (an injected worker failure) removes its work folder.
     out["failed_train"] = _run(train_job, [*train, "--set", "distributed.fail_at_epoch=0",
                                            "--set", "distributed.fail_rank=0"])
-    out["scratch_after_failure"] = sorted(p.name for p in scratch.iterdir())
+    out["scratch_after_failure"] = _ours(scratch)
     out["keys"] = list_bucket(s3, PREFIX)
     return out
 

@@ -168,3 +168,15 @@ def test_the_demo_summary_lists_what_the_warehouse_holds(tmp_path, capsys):
     assert f"table features      {tmp_path / 'features'}" in out and "table scores" not in out
     assert f"run summaries      {tmp_path / '_runs'} (1 runs)" in out
     assert f"training report    {tmp_path / 'models' / 'pd' / 'v1' / 'report.html'}" in out
+
+
+def test_a_job_given_an_unsupported_warehouse_exits_2_naming_it_and_writes_nothing(tmp_path, monkeypatch, capsys):
+    import jobs.build_features as build_features
+
+    monkeypatch.chdir(tmp_path)
+    with pytest.raises(SystemExit) as stop:
+        build_features.main(["--as-of", "2025-12-31", "--warehouse", "s3://bank-risk/credspark"])
+    assert stop.value.code == 2
+    err = capsys.readouterr().err
+    assert "warehouse 's3://bank-risk/credspark': scheme 's3://' is not supported (use s3a:// for S3)" in err
+    assert list(tmp_path.iterdir()) == []  # no ./s3:/bank-risk/... folder, no run summary anywhere local
