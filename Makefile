@@ -13,9 +13,17 @@ COMPAT_VENV ?= .venv-compat
 COMPAT_PY := $(COMPAT_VENV)/bin/python
 COMPAT_STAMP := $(COMPAT_VENV)/.installed
 COMPAT_JARS_DIR ?= $(HOME)/.cache/credspark/jars/delta-4.0.1
+# S3 lane: Spark's s3a connector for pyspark's Hadoop 3.5.0, fetched through a Maven repo of the project's own
+# (never ~/.m2, whose POM-only entries break Ivy's --packages for users).
+S3A_JARS_DIR ?= $(HOME)/.cache/credspark/jars/s3a-hadoop-3.5.0
+export CREDSPARK_S3A_JARS_DIR := $(abspath $(S3A_JARS_DIR))
+MAVEN_REPO ?= $(HOME)/.cache/credspark/m2
+# moto's S3 server runs from a venv of its own (botocore needs python-dateutil < 3; the main lane pins 4).
+S3_VENV ?= .venv-s3
+S3_STAMP := $(S3_VENV)/.installed
 
 .PHONY: help venv jars demo test test-fast lint bench bench-features bench-models bench-train bench-scoring bench-deep dist clean \
-	horovod venv-compat jars-compat test-compat bench-paper
+	horovod venv-compat jars-compat test-compat bench-paper jars-s3a venv-s3 test-s3
 
 help: ## list the targets
 	@grep -E '^[a-zA-Z_-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-16s %s\n", $$1, $$2}'
@@ -36,7 +44,21 @@ demo: venv jars ## generate a demo portfolio, validate it, build features and pr
 	$(PY) -m jobs.demo --warehouse $(WAREHOUSE)/demo
 
 test: venv jars horovod ## run the whole test suite (unit, integration; Horovod built first if missing)
-	$(PY) -m pytest -q tests --ignore=tests/compat
+	$(PY) -m pytest -q tests --ignore=tests/compat --ignore=tests/s3
+
+jars-s3a: $(STAMP) ## fetch Spark's s3a connector (hadoop-aws 3.5.0 + AWS SDK v2 modules, 19 MB) once into $(S3A_JARS_DIR)
+	@MAVEN_OPTS="-Dmaven.repo.local=$(MAVEN_REPO)" build-support/fetch_delta_jars.sh $(PY) $(S3A_JARS_DIR) \
+		build-support/s3a-jars.pom.xml
+
+$(S3_STAMP): constraints/s3.txt
+	@test -x $(S3_VENV)/bin/python || $(PYTHON) -m venv $(S3_VENV)
+	$(S3_VENV)/bin/python -m pip install -q -c constraints/s3.txt 'moto[s3]' flask flask-cors
+	@touch $(S3_STAMP)
+
+venv-s3: $(S3_STAMP) ## create .venv-s3 holding moto's S3 server for the S3 lane (once)
+
+test-s3: venv jars jars-s3a venv-s3 ## S3 lane: a moto S3 server on 127.0.0.1; the jobs end to end with the warehouse on s3a://
+	CREDSPARK_MOTO_PYTHON=$(abspath $(S3_VENV))/bin/python $(PY) -m pytest -q tests/s3
 
 horovod: venv ## build Horovod 0.28.1 from source once (wheel cached by torch version) and install it into .venv
 	@build-support/horovod/install.sh $(PY) constraints/main.txt

@@ -15,7 +15,8 @@ mvn -q -B -f "$pom" dependency:copy-dependencies -DincludeScope=runtime -Doutput
 mkdir -p "$tmp/keep"
 for j in "$tmp"/all/*.jar; do
   base=$(basename "$j" | sed -E 's/-[0-9][^-]*\.jar$//')
-  if ! ls "$spark_jars" | sed -E 's/-[0-9][^-]*\.jar$//' | grep -qx "$base"; then cp "$j" "$tmp/keep/"; fi
+  # grep reads all its input (no -q): under pipefail, -q's early exit fails the pipe with SIGPIPE at random.
+  if ! ls "$spark_jars" | sed -E 's/-[0-9][^-]*\.jar$//' | grep -x "$base" >/dev/null; then cp "$j" "$tmp/keep/"; fi
 done
 mkdir -p "$(dirname "$dest")"; rm -rf "$dest.tmp"; mv "$tmp/keep" "$dest.tmp"
 touch "$dest.tmp/.complete"; rm -rf "$dest"; mv "$dest.tmp" "$dest"

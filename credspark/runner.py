@@ -189,7 +189,7 @@ def run_job(
     try:
         path = write_summary(summary, safe_child(cfg.warehouse.path, cfg.tables.runs))
         log.info("run summary: %s", path)
-    except OSError as e:  # the warehouse itself may be the problem (disk full, permissions)
+    except (OSError, CredsparkError) as e:  # the warehouse itself may be the problem (disk full, permissions)
         print(f"{job}: warning: could not write the run summary: {e}", file=sys.stderr)
     if code != EXIT_OK:
         print(f"{job}: FAILED ({code}): {reason}", file=sys.stderr)

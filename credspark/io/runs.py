@@ -1,14 +1,15 @@
-"""Run summaries: one JSON file per job run under ``<warehouse>/_runs/``, written atomically."""
+"""Run summaries: one JSON file per job run under ``<warehouse>/_runs/``, written atomically (any warehouse)."""
 
 from __future__ import annotations
 
 import json
-import os
 import platform
 import uuid
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
+
+from credspark.io import warehouse
 
 __all__ = ["RunSummary", "new_run_id", "write_summary", "versions"]
 
@@ -63,15 +64,17 @@ class RunSummary:
         }
 
 
-def write_summary(summary: RunSummary, runs_dir: str | Path) -> Path:
-    """Write the summary as ``<runs_dir>/<run_id>.json`` via a temp file and rename (never half-written)."""
-    d = Path(runs_dir)
-    d.mkdir(parents=True, exist_ok=True)
-    final = d / f"{summary.run_id}.json"
-    tmp = d / f".{summary.run_id}.json.tmp"
-    with open(tmp, "w", encoding="utf-8") as fh:
-        json.dump(summary.to_dict(), fh, indent=2, sort_keys=True, default=str)
-        fh.flush()
-        os.fsync(fh.fileno())
-    os.replace(tmp, final)
+def write_summary(summary: RunSummary, runs_dir: str | Path) -> str | Path:
+    """Write the summary as ``<runs_dir>/<run_id>.json`` in one atomic replace (never half-written).
+
+    Args:
+        summary: The run summary.
+        runs_dir: The folder of run summaries (a local path or a warehouse URI).
+
+    Returns:
+        Where the summary was written.
+    """
+    final = warehouse.join(runs_dir, f"{summary.run_id}.json")
+    data = json.dumps(summary.to_dict(), indent=2, sort_keys=True, default=str).encode("utf-8")
+    warehouse.write_atomic(final, data)
     return final

@@ -6,10 +6,16 @@ of the project lives there.
 
 from __future__ import annotations
 
+import tempfile
+from pathlib import Path
+
 from pyspark.sql import DataFrame
 from pyspark.sql import functions as F  # noqa: N812 - Spark convention
 
-__all__ = ["write_scratch_parquet", "read_scratch_parquet"]
+from credspark.errors import ConfigError
+from credspark.io import warehouse
+
+__all__ = ["write_scratch_parquet", "read_scratch_parquet", "work_folder"]
 
 
 def write_scratch_parquet(df: DataFrame, path: str, *, files: int, seed: int) -> list[str]:
@@ -50,3 +56,36 @@ def read_scratch_parquet(spark, path: str) -> DataFrame:  # noqa: ANN001 - Spark
         The DataFrame.
     """
     return spark.read.parquet(path)
+
+
+def work_folder(root: str | Path, job: str, run_id: str, master: str) -> Path:
+    """The folder where one run's driver and training workers exchange files (feeds, checkpoints, models).
+
+    On a local warehouse: ``<warehouse>/_work/<job>/<run_id>``, shared by every process that sees the
+    warehouse folder. The training workers read and write it with local file calls, so on a warehouse that is
+    not a local folder (``s3a://`` and the other URIs) it is a private temporary folder on the driver's disk,
+    which the workers share only when they run on the driver's machine (a ``local`` master); other masters
+    are refused there. The caller removes the folder when the run ends, failed or not.
+
+    Args:
+        root: The warehouse.
+        job: Job name (a plain name).
+        run_id: The run id (a plain name).
+        master: The session's master URL (``spark.sparkContext.master``).
+
+    Returns:
+        The folder (not created on a local warehouse; created empty otherwise).
+
+    Raises:
+        ConfigError: A warehouse that is not a local folder with a master that is not ``local``.
+    """
+    where = warehouse.child(root, "_work", job, run_id)
+    if isinstance(where, Path):
+        return where
+    if not master.startswith("local"):
+        raise ConfigError(
+            f"warehouse {root}: distributed training needs a work folder that the driver and every executor "
+            f"reach with file calls, and {where} is not one; with master {master!r} use a warehouse on a "
+            "shared local path (e.g. an NFS mount), or a local master"
+        )
+    return Path(tempfile.mkdtemp(prefix=f"credspark-{job}-{run_id}-"))

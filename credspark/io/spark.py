@@ -8,12 +8,15 @@ from pathlib import Path
 
 from credspark.config import SparkConfig
 from credspark.errors import ConfigError
+from credspark.io import warehouse as wh
 
-__all__ = ["build_session", "delta_jar_paths", "DELTA_MAVEN_COORDINATE"]
+__all__ = ["build_session", "delta_jar_paths", "s3a_jar_paths", "DELTA_MAVEN_COORDINATE"]
 
 #: delta-spark 4.4.1 has no JAR on Maven Central; 4.4.0 is the nearest release that resolves.
 DELTA_MAVEN_COORDINATE = "io.delta:delta-spark_4.2_2.13:4.4.0"
 _DEFAULT_JARS_DIR = Path.home() / ".cache" / "credspark" / "jars" / "delta-4.4.0"
+#: hadoop-aws for the Hadoop 3.5.0 that pyspark 4.2.0 ships, with the AWS SDK v2 modules it needs (`make jars-s3a`).
+_DEFAULT_S3A_JARS_DIR = Path.home() / ".cache" / "credspark" / "jars" / "s3a-hadoop-3.5.0"
 
 
 def _jars_dir(cfg: SparkConfig) -> Path:
@@ -26,6 +29,18 @@ def _jars_dir(cfg: SparkConfig) -> Path:
 def delta_jar_paths(cfg: SparkConfig) -> list[str]:
     """The Delta JAR files in the configured folder (empty when it was never fetched)."""
     d = _jars_dir(cfg)
+    if not (d / ".complete").exists():
+        return []
+    return sorted(str(p) for p in d.glob("*.jar"))
+
+
+def s3a_jar_paths() -> list[str]:
+    """The s3a connector JARs fetched by ``make jars-s3a`` (``CREDSPARK_S3A_JARS_DIR`` or the default cache).
+
+    Empty when never fetched: then ``s3a://`` works only where the cluster's classpath has hadoop-aws.
+    """
+    env = os.environ.get("CREDSPARK_S3A_JARS_DIR")
+    d = Path(env).expanduser() if env else _DEFAULT_S3A_JARS_DIR
     if not (d / ".complete").exists():
         return []
     return sorted(str(p) for p in d.glob("*.jar"))
@@ -78,7 +93,7 @@ def build_session(cfg: SparkConfig, job: str | None = None, warehouse: str | Non
         .config("spark.databricks.delta.schema.autoMerge.enabled", "false")
     )
     if warehouse:
-        b = b.config("spark.sql.warehouse.dir", str(Path(warehouse).resolve() / "_spark_warehouse"))
+        b = b.config("spark.sql.warehouse.dir", wh.spark_path(wh.child(warehouse, "_spark_warehouse")))
 
     mode = cfg.delta_jars
     jars = delta_jar_paths(cfg) if mode in ("auto", "local") else []
@@ -86,13 +101,16 @@ def build_session(cfg: SparkConfig, job: str | None = None, warehouse: str | Non
         raise ConfigError(
             f"spark.delta_jars is 'local' but {_jars_dir(cfg)} holds no fetched JARs (run `make jars`)"
         )
-    if jars:
-        b = b.config("spark.jars", ",".join(jars))
-    elif mode in ("auto", "packages"):
+    s3a_jars = s3a_jar_paths() if warehouse and wh.parse_warehouse(warehouse).scheme == "s3a" else []
+    if jars or s3a_jars:
+        b = b.config("spark.jars", ",".join(jars + s3a_jars))
+    if not jars and mode in ("auto", "packages"):
         b = b.config("spark.jars.packages", DELTA_MAVEN_COORDINATE)
     for k, v in cfg.conf.items():
         b = b.config(k, v)
 
     spark = b.getOrCreate()
     spark.sparkContext.setLogLevel(cfg.log_level)
+    # Python-side warehouse I/O (model store, run summaries) uses the s3a settings Spark got, however given.
+    wh.configure_s3(spark.sparkContext.getConf().getAll())
     return spark

@@ -17,6 +17,7 @@ from pyspark.sql.types import StructType
 
 from credspark.config import Config
 from credspark.errors import ConfigError, MissingDataError
+from credspark.io import warehouse
 
 __all__ = [
     "TableRef",
@@ -45,21 +46,20 @@ def _check_ident(value: str, what: str) -> str:
     return value
 
 
-def safe_child(root: str | Path, *parts: str) -> Path:
-    """``root/part/...`` resolved, refusing any result outside ``root``.
+def safe_child(root: str | Path, *parts: str) -> Path | str:
+    """``root/part/...`` inside the warehouse ``root``, refusing any result outside it.
+
+    The check is lexical (see :mod:`credspark.io.warehouse`): nothing is resolved through the local disk, so
+    it holds for ``s3a://`` and other URIs as for a local folder.
 
     Args:
-        root: The folder the result must stay inside.
+        root: The warehouse (a local path or an accepted URI).
         *parts: Path components, each an identifier-like name.
 
     Returns:
-        The resolved path.
+        An absolute, normalised Path on a local warehouse; the URI string otherwise.
     """
-    base = Path(root).resolve()
-    p = base.joinpath(*parts).resolve()
-    if p != base and base not in p.parents:
-        raise ConfigError(f"path {'/'.join(parts)!r} escapes the warehouse {base}")
-    return p
+    return warehouse.child(root, *parts)
 
 
 @dataclass(frozen=True)
@@ -88,7 +88,7 @@ def table_ref(cfg: Config, name: str) -> TableRef:
     if cfg.warehouse.database:
         db = _check_ident(cfg.warehouse.database, "warehouse.database")
         return TableRef(name=name, qualified=f"`{db}`.`{name}`")
-    return TableRef(name=name, path=str(safe_child(cfg.warehouse.path, name)))
+    return TableRef(name=name, path=warehouse.spark_path(safe_child(cfg.warehouse.path, name)))
 
 
 def table_exists(spark: SparkSession, ref: TableRef) -> bool:

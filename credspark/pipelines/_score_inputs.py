@@ -6,7 +6,6 @@ Nothing here writes; every check names the table, partition, bundle version or r
 from __future__ import annotations
 
 import datetime as dt
-from pathlib import Path
 from typing import Any
 
 from pyspark.sql import Column, DataFrame, SparkSession
@@ -24,7 +23,6 @@ from credspark.scoring.partition import (
     ScoringModel,
     load_bundle_from_files,
     output_columns,
-    read_bundle_files,
 )
 from credspark.scoring.scorecard import ScorecardScale
 
@@ -100,7 +98,7 @@ def count_rows(features: DataFrame, spec: FeatureSpec) -> tuple[int, dict[str, i
 
 def load_verified_bundle(
     cfg: Config, version: str | None, spec: FeatureSpec
-) -> tuple[dict[str, bytes], Bundle, str, Path]:
+) -> tuple[dict[str, bytes], Bundle, str, str]:
     """Resolve, read and verify the bundle to score with.
 
     The bytes returned are exactly the bytes verified (hashes, format, FeatureSpec), so what the executors
@@ -118,18 +116,20 @@ def load_verified_bundle(
         MissingDataError: Nothing published / no such version.
         ModelRefusedError: Tampered or malformed bundle, or a FeatureSpec mismatch.
     """
-    from credspark.io.model_store import resolve_bundle_dir
+    from credspark.io.model_store import read_bundle, resolve_bundle_dir
+    from credspark.io.warehouse import location_name
 
     bundle_dir = resolve_bundle_dir(cfg.warehouse.path, cfg.score.model_name, version)
+    name = location_name(bundle_dir)
     try:
-        files = read_bundle_files(bundle_dir)
+        files = read_bundle(bundle_dir)
         bundle = load_bundle_from_files(files, expected_spec=spec)
     except SpecMismatchError as e:  # BundleSpecError is both a BundleError and a SpecMismatchError
-        raise ModelRefusedError(f"model {cfg.score.model_name} version {bundle_dir.name} does not fit the "
+        raise ModelRefusedError(f"model {cfg.score.model_name} version {name} does not fit the "
                                 f"features table: {e}") from e
     except BundleError as e:
-        raise ModelRefusedError(f"model {cfg.score.model_name} version {bundle_dir.name} refused: {e}") from e
-    return files, bundle, bundle_dir.name, bundle_dir
+        raise ModelRefusedError(f"model {cfg.score.model_name} version {name} refused: {e}") from e
+    return files, bundle, name, str(bundle_dir)
 
 
 def score_params(sc: ScoreConfig, digest: str, spec: FeatureSpec) -> ScoreParams:

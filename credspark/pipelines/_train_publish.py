@@ -46,7 +46,7 @@ class Outcome:
 
 def publish(o: Outcome, cfg: Config, run: Run) -> Any:
     """Write the bundle, report.html and metrics.json; move ``current`` only when the gate passed."""
-    from credspark.io.model_store import model_dir, set_current
+    from credspark.io.model_store import model_dir, publish_bundle, set_current
     from credspark.models.bundle import save_bundle
     from credspark.reporting import TrainingReport, write_report
 
@@ -76,8 +76,6 @@ def publish(o: Outcome, cfg: Config, run: Run) -> Any:
         "xgb": {"best_iteration": focal.best_iteration_, "num_workers": cfg.xgb.num_workers},
         "preprocessing": {"deep_step_imputation": o.imputed, "note": IMPUTATION_NOTE},
     }
-    save_bundle(target, spec=o.spec, embedder=o.deep.embedder, classifier=focal, metadata=metadata,
-                use_raw_static=tc.use_raw_static, calibration=o.cal, created_at=run.started_at)
     spec = o.spec
     report = TrainingReport(
         title=f"credspark training run {o.version}",
@@ -106,7 +104,10 @@ def publish(o: Outcome, cfg: Config, run: Run) -> Any:
             + ", ".join(f"{k} = {v['value']:.4g} ({v['missing_share']:.1%} missing)" for k, v in o.imputed.items())]
            if o.imputed else []),
     )
-    write_report(target, report)
+    with publish_bundle(cfg.warehouse.path, tc.model_name, o.version) as folder:
+        save_bundle(folder, spec=o.spec, embedder=o.deep.embedder, classifier=focal, metadata=metadata,
+                    use_raw_static=tc.use_raw_static, calibration=o.cal, created_at=run.started_at)
+        write_report(folder, report)
     run.details["bundle"] = str(target)
     if o.gate["passed"]:
         set_current(cfg.warehouse.path, tc.model_name, o.version)

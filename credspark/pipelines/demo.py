@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-from pathlib import Path
-
 __all__ = ["DEMO_SETTINGS", "demo_argv", "print_demo_summary"]
 
 #: The demo's dates: features for a training date (its 12-month label horizon has ended inside the
@@ -28,17 +26,23 @@ def demo_argv(warehouse: str, customers: int, *, train: bool = True) -> list[tup
 
 
 def print_demo_summary(warehouse: str) -> None:
-    """Print where the demo's tables, run summaries, model bundle and report are."""
-    wh = Path(warehouse).resolve()
+    """Print where the demo's tables, run summaries, model bundle and report are (any warehouse)."""
+    from credspark.io import warehouse as wh
+    from credspark.io.model_store import current_version, model_dir
+
     print("\ncredspark demo finished. Outputs:")
     for name in ("customers", "transactions", "statements", "outcomes", "features", "scores", "score_runs"):
-        if (wh / name / "_delta_log").is_dir():
-            print(f"  table {name:<13} {wh / name}")
-    runs = sorted((wh / "_runs").glob("*.json"))
-    print(f"  run summaries      {wh / '_runs'} ({len(runs)} runs)")
-    models = wh / "models"
-    for current in sorted(models.glob("*/current")) if models.is_dir() else []:
-        bundle = current.parent / current.read_text().strip()
+        table = wh.child(warehouse, name)
+        if wh.exists(wh.join(table, "_delta_log")):
+            print(f"  table {name:<13} {table}")
+    runs_dir = wh.child(warehouse, "_runs")
+    runs = [f for f in wh.list_files(runs_dir) if f.endswith(".json")]
+    print(f"  run summaries      {runs_dir} ({len(runs)} runs)")
+    for name in wh.list_dirs(wh.child(warehouse, "models")):
+        version = current_version(warehouse, name)
+        if version is None:
+            continue
+        bundle = model_dir(warehouse, name, version)
         print(f"  model bundle       {bundle}")
-        for report in sorted(bundle.glob("*.html")):
-            print(f"  training report    {report}")
+        for report in (f for f in wh.list_files(bundle) if f.endswith(".html")):
+            print(f"  training report    {wh.join(bundle, report)}")

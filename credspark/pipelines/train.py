@@ -30,7 +30,6 @@ from __future__ import annotations
 
 import datetime as dt
 import logging
-import shutil
 from collections.abc import Sequence
 
 from pyspark import StorageLevel
@@ -48,7 +47,8 @@ from credspark.evaluation import (
     evaluate,
     gate_decision,
 )
-from credspark.io.tables import safe_child
+from credspark.io import warehouse
+from credspark.io.scratch import work_folder
 from credspark.job_requests import TrainRequest
 from credspark.pipelines._train_data import (
     KEY_COLS,
@@ -137,9 +137,9 @@ def train_model(spark: SparkSession, cfg: Config, request: TrainRequest, run: Ru
     plan = check_train_request(cfg, request)
     version = model_version(plan.dates, run.run_id)
     run.details |= {"split": plan.to_dict(), "model_name": tc.model_name, "version": version}
-    # Feeds, checkpoints and generated rows of this run; shared by driver and workers (the warehouse's file
-    # system). Removed after a successful run, kept after a failure for inspection.
-    work_dir = safe_child(cfg.warehouse.path, "_work", "train", run.run_id)
+    # Feeds, checkpoints and generated rows of this run, shared by driver and workers; removed when the run
+    # ends, failed or not.
+    work_dir = work_folder(cfg.warehouse.path, "train", run.run_id, spark.sparkContext.master)
     persisted: list[DataFrame] = []
 
     def keep(df: DataFrame) -> DataFrame:
@@ -192,8 +192,8 @@ def train_model(spark: SparkSession, cfg: Config, request: TrainRequest, run: Ru
     finally:
         for df in persisted:
             df.unpersist()
+        warehouse.remove_tree(work_dir)
 
-    shutil.rmtree(work_dir, ignore_errors=True)
     if not gate["passed"]:
         raise QualityGateError(f"model {tc.model_name} version {version} stored at {target} but not published: "
                                + "; ".join(gate["reasons"]))
