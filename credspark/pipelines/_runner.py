@@ -93,6 +93,10 @@ def run_job(
         summary.details["traceback"] = traceback.format_exc()
         log.debug("job %s failed", job, exc_info=True)
     summary.exit_code = code
+    if cfg.tracking.mlflow_uri:  # MLflow (credspark.tracking): never fails the job, records itself in the summary
+        from credspark.tracking import track_job_run
+
+        track_job_run(cfg, summary)
     try:
         path = write_summary(summary, safe_child(cfg.warehouse.path, cfg.tables.runs))
         log.info("run summary: %s", path)

@@ -191,8 +191,8 @@ def count_rows(features: DataFrame, spec: FeatureSpec) -> tuple[int, dict[str, i
 
 
 def load_verified_bundle(
-    cfg: Config, version: str | None, spec: FeatureSpec
-) -> tuple[dict[str, bytes], Bundle, str, Path]:
+    cfg: Config, version: str | None, spec: FeatureSpec, model_uri: str | None = None
+) -> tuple[dict[str, bytes], Bundle, str, Path | str]:
     """Resolve, read and verify the bundle to score with.
 
     The bytes returned are exactly the bytes verified (hashes, format, FeatureSpec), so what the executors
@@ -202,9 +202,11 @@ def load_verified_bundle(
         cfg: Job config (warehouse, score.model_name).
         version: ``--model-version``, or None for ``current``.
         spec: The feature table's FeatureSpec; the bundle's must be equal.
+        model_uri: ``--model-uri`` (``models:/NAME@champion``): the bundle of an MLflow model version
+            (:func:`credspark.tracking.fetch_bundle_files`) instead of the store's. Defaults to None.
 
     Returns:
-        ``(files, bundle, version name, bundle directory)``.
+        ``(files, bundle, version name, bundle directory or model URI)``.
 
     Raises:
         MissingDataError: Nothing published / no such version.
@@ -212,16 +214,24 @@ def load_verified_bundle(
     """
     from credspark.io.model_store import resolve_bundle_dir
 
-    bundle_dir = resolve_bundle_dir(cfg.warehouse.path, cfg.score.model_name, version)
+    name = model_uri or version or "current"  # named in the errors below until the bundle's own name is known
     try:
-        files = read_bundle_files(bundle_dir)
+        if model_uri:
+            from credspark.tracking import fetch_bundle_files
+
+            files, name = fetch_bundle_files(cfg.tracking, model_uri)
+            where: Path | str = model_uri
+        else:
+            where = resolve_bundle_dir(cfg.warehouse.path, cfg.score.model_name, version)
+            name = where.name
+            files = read_bundle_files(where)
         bundle = load_bundle_from_files(files, expected_spec=spec)
     except SpecMismatchError as e:  # BundleSpecError is both a BundleError and a SpecMismatchError
-        raise ModelRefusedError(f"model {cfg.score.model_name} version {bundle_dir.name} does not fit the "
+        raise ModelRefusedError(f"model {cfg.score.model_name} version {name} does not fit the "
                                 f"features table: {e}") from e
     except BundleError as e:
-        raise ModelRefusedError(f"model {cfg.score.model_name} version {bundle_dir.name} refused: {e}") from e
-    return files, bundle, bundle_dir.name, bundle_dir
+        raise ModelRefusedError(f"model {model_uri or cfg.score.model_name} version {name} refused: {e}") from e
+    return files, bundle, name, where
 
 
 def score_params(sc: ScoreConfig, digest: str, spec: FeatureSpec) -> ScoreParams:
@@ -648,7 +658,8 @@ def score_portfolio(spark: SparkSession, cfg: Config, args: argparse.Namespace, 
                     rejected_by_reason)
 
     with summary.stage("verify_bundle"):
-        files, bundle, version, bundle_dir = load_verified_bundle(cfg, getattr(args, "model_version", None), spec)
+        files, bundle, version, bundle_dir = load_verified_bundle(cfg, getattr(args, "model_version", None), spec,
+                                                                 getattr(args, "model_uri", None))
     digest = bundle_digest(files)
     summary.details.update(model_name=sc.model_name, model_version=version, bundle_dir=str(bundle_dir),
                            bundle_sha256=digest, use_raw_static=bundle.use_raw_static)
