@@ -13,9 +13,12 @@ COMPAT_VENV ?= .venv-compat
 COMPAT_PY := $(COMPAT_VENV)/bin/python
 COMPAT_STAMP := $(COMPAT_VENV)/.installed
 COMPAT_JARS_DIR ?= $(HOME)/.cache/credspark/jars/delta-4.0.1
+# Airflow lane (Apache Airflow 3 + the Spark provider): a venv of its own; the jobs run with $(VENV)'s spark-submit.
+AIRFLOW_VENV ?= .venv-airflow
+AIRFLOW_STAMP := $(AIRFLOW_VENV)/.installed
 
 .PHONY: help venv jars demo test test-fast lint bench bench-features bench-models bench-train bench-scoring bench-deep dist clean \
-	horovod venv-compat jars-compat test-compat bench-paper
+	horovod venv-compat jars-compat test-compat bench-paper venv-airflow test-airflow
 
 help: ## list the targets
 	@grep -E '^[a-zA-Z_-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-16s %s\n", $$1, $$2}'
@@ -24,7 +27,7 @@ $(STAMP): pyproject.toml constraints/main.txt
 	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install -q --upgrade pip
 	# pip's wheel cache (~/.cache/pip) keeps a fresh .venv to minutes; constraints pin what CI tested.
-	$(PY) -m pip install -q -c constraints/main.txt -e '.[dev,bench]'
+	$(PY) -m pip install -q -c constraints/main.txt -e '.[dev,bench,mlflow]'
 	@touch $(STAMP)
 
 venv: $(STAMP) ## create .venv and install credspark with its extras (once)
@@ -36,7 +39,7 @@ demo: venv jars ## generate a demo portfolio, validate it, build features and pr
 	$(PY) -m jobs.demo --warehouse $(WAREHOUSE)/demo
 
 test: venv jars horovod ## run the whole test suite (unit, integration; Horovod built first if missing)
-	$(PY) -m pytest -q tests --ignore=tests/compat
+	$(PY) -m pytest -q tests --ignore=tests/compat --ignore=tests/airflow
 
 horovod: venv ## build Horovod 0.28.1 from source once (wheel cached by torch version) and install it into .venv
 	@build-support/horovod/install.sh $(PY) constraints/main.txt
@@ -52,6 +55,15 @@ jars-compat: venv-compat ## fetch the compat lane's Delta JARs (delta-spark 4.0.
 test-compat: venv-compat jars-compat ## compat lane: Petastorm feed, Horovod training fed by Petastorm
 	@build-support/horovod/install.sh $(COMPAT_PY) constraints/compat.txt
 	CREDSPARK_JARS_DIR=$(abspath $(COMPAT_JARS_DIR)) $(COMPAT_PY) -m pytest -q tests/compat
+
+$(AIRFLOW_STAMP): constraints/airflow.txt build-support/airflow/make_venv.sh
+	build-support/airflow/make_venv.sh $(PYTHON) $(AIRFLOW_VENV) constraints/airflow.txt
+
+venv-airflow: $(AIRFLOW_STAMP) ## create .venv-airflow (Apache Airflow 3, Spark provider) from constraints/airflow.txt
+	@true
+
+test-airflow: venv jars venv-airflow ## Airflow lane: the example DAGs import; the nightly DAG runs once (dag.test)
+	CREDSPARK_BIN=$(abspath $(VENV))/bin $(AIRFLOW_VENV)/bin/python -m pytest -q tests/airflow
 
 test-fast: venv jars ## unit tests only
 	$(PY) -m pytest -q tests/unit

@@ -50,7 +50,8 @@ class CredsparkScoringModel(PythonModel):
         self._params = score_params(sc, bundle_digest(files), bundle.spec)
         self._model = ScoringModel(bundle, xgb_threads=self._params.xgb_threads)
 
-    def predict(self, context: Any, model_input: Any, params: dict[str, Any] | None = None) -> pd.DataFrame:
+    # No type hints here: MLflow would read them as an input schema and check every call against it.
+    def predict(self, context, model_input, params=None):
         """Score feature rows: ``customer_id, pd, score, risk_band, reason_1..n`` (one row per input row)."""
         from credspark.scoring.partition import score_frame
 

@@ -14,7 +14,6 @@ import dataclasses
 import json
 import tempfile
 from collections.abc import Mapping
-from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -45,19 +44,13 @@ def pip_requirements() -> list[str]:
     return out
 
 
-@contextmanager
-def _uris(tc: TrackingConfig):
-    """Point MLflow's fluent API at the configured tracker and registry; restore the previous URIs after."""
+def _mlflow_for(tc: TrackingConfig) -> Any:
+    """MLflow with its fluent API pointed at the configured tracker and registry (for this process: a job)."""
     import mlflow
 
-    before = (mlflow.get_tracking_uri(), mlflow.get_registry_uri())
     mlflow.set_tracking_uri(tc.mlflow_uri)
     mlflow.set_registry_uri(tc.registry_uri or tc.mlflow_uri)
-    try:
-        yield mlflow
-    finally:
-        mlflow.set_tracking_uri(before[0])
-        mlflow.set_registry_uri(before[1])
+    return mlflow
 
 
 def _write_files(files: Mapping[str, bytes], root: Path) -> Path:
@@ -95,7 +88,8 @@ def register_bundle(
         raise ConfigError("tracking.registered_model_name is null: nothing to register the bundle as")
     files = read_bundle_files(bundle_dir)
     load_bundle_from_files(files)
-    with tempfile.TemporaryDirectory(prefix="credspark-register-") as tmp, _uris(tc) as mlflow:
+    mlflow = _mlflow_for(tc)
+    with tempfile.TemporaryDirectory(prefix="credspark-register-") as tmp:
         root = _write_files(files, Path(tmp) / BUNDLE_ARTIFACT)
         with mlflow.start_run(run_id=run_id):
             info = mlflow.pyfunc.log_model(
@@ -139,10 +133,10 @@ def fetch_bundle_files(tc: TrackingConfig, model_uri: str) -> tuple[dict[str, by
     if not model_uri.startswith("models:/"):
         raise ConfigError(f"--model-uri {model_uri!r}: expected models:/NAME@ALIAS or models:/NAME/VERSION")
     try:
-        import mlflow  # noqa: F401
+        mlflow = _mlflow_for(tc)
     except ImportError as e:
         raise ConfigError("--model-uri needs the mlflow extra: pip install 'credspark[mlflow]'") from e
-    with tempfile.TemporaryDirectory(prefix="credspark-fetch-") as tmp, _uris(tc) as mlflow:
+    with tempfile.TemporaryDirectory(prefix="credspark-fetch-") as tmp:
         try:
             local = mlflow.artifacts.download_artifacts(artifact_uri=model_uri, dst_path=tmp)
         except Exception as e:  # noqa: BLE001 - MLflow raises several types for an unknown or unreachable model
