@@ -3,11 +3,12 @@
 Logged with MLflow's models-from-code (:data:`MODEL_CODE` is the code file; nothing is pickled): the model
 version's artifacts are the bundle's files (``artifacts/bundle/``: the manifest and every file it lists) and
 its ``model_config`` is the ``score`` config section of the training run that registered it (scorecard
-scale, bands, reason codes, batch size). ``load_context`` reads the files with
-:func:`credspark.scoring.partition.read_bundle_files` and loads them with
-:func:`~credspark.scoring.partition.load_bundle_from_files` (every file's SHA-256 checked against the
-manifest, weights loaded without pickle); ``predict`` is :func:`credspark.scoring.partition.score_frame`, the
-function the nightly job runs in ``mapInPandas``.
+scale, bands, reason codes, batch size, threads). ``load_context`` reads the files with
+:func:`credspark.scoring.partition.read_bundle_files` and loads them as the nightly job's Python workers do,
+with :func:`~credspark.scoring.partition.cached_model` (every file's SHA-256 checked against the manifest,
+weights loaded without pickle; the process tuned for scoring and torch/XGBoost held to ``score.torch_threads``
+and ``score.xgb_threads``); ``predict`` is :func:`credspark.scoring.partition.score_frame`, the function the
+nightly job runs in ``mapInPandas``.
 
 Input: a pandas DataFrame of feature rows (``customer_id``, the static columns, ``seq``, ``seq_mask``), as
 the ``features`` table holds them. Output: ``customer_id, pd, score, risk_band, reason_1..reason_n``.
@@ -15,6 +16,7 @@ the ``features`` table holds them. Output: ``customer_id, pd, score, risk_band, 
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 from typing import Any
 
@@ -35,20 +37,24 @@ class CredsparkScoringModel(PythonModel):
     def load_context(self, context: Any) -> None:
         """Read, verify and load the bundle; build the scoring parameters from ``model_config``."""
         from credspark.config import config_from_dict
+        from credspark.models.bundle import MANIFEST_FILE, BundleError
+        from credspark.models.spec import FeatureSpec
         from credspark.pipelines.score import score_params
-        from credspark.scoring.partition import (
-            ScoringModel,
-            bundle_digest,
-            load_bundle_from_files,
-            read_bundle_files,
-        )
+        from credspark.scoring.partition import bundle_digest, cached_model, read_bundle_files
 
-        files = read_bundle_files(context.artifacts[BUNDLE_ARTIFACT])
-        bundle = load_bundle_from_files(files)
+        where = context.artifacts[BUNDLE_ARTIFACT]
+        files = read_bundle_files(where)
+        try:  # the spec the bundle declares; cached_model verifies the bundle against it
+            spec = FeatureSpec.from_dict(json.loads(files[MANIFEST_FILE])["feature_spec"])
+        except (ValueError, KeyError, TypeError) as e:
+            raise BundleError(f"{where}/{MANIFEST_FILE}: no readable feature_spec ({e})") from e
         # The config loader checks the keys and types (an unknown key is an error that names it).
         sc = config_from_dict({"score": dict(context.model_config or {})}).score
-        self._params = score_params(sc, bundle_digest(files), bundle.spec)
-        self._model = ScoringModel(bundle, xgb_threads=self._params.xgb_threads)
+        self._params = score_params(sc, bundle_digest(files), spec)
+        # The nightly job's worker path: process tuning, torch and XGBoost threads (score.torch_threads,
+        # score.xgb_threads: other thread counts change float rounding, and near-ties of reason codes with it),
+        # then load_bundle_from_files (hashes, FeatureSpec) and the per-process cache.
+        self._model = cached_model(self._params, files)
 
     # No type hints here: MLflow would read them as an input schema and check every call against it.
     def predict(self, context, model_input, params=None):

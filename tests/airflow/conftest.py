@@ -27,3 +27,11 @@ os.environ.update({
 })
 os.environ.setdefault("CREDSPARK_BIN", str(REPO / ".venv" / "bin"))
 (WORK / "airflow").mkdir(parents=True, exist_ok=True)
+
+
+def pytest_sessionfinish(session, exitstatus):
+    """Remove the lane's folder after a passing run (kept after a failure, for its logs and run summaries)."""
+    import shutil
+
+    if exitstatus == 0:
+        shutil.rmtree(WORK, ignore_errors=True)
