@@ -110,8 +110,13 @@ def test_pyfunc_spark_udf_scores_like_the_nightly_job(registered, spark):
               "reason_3 string")
     udf = mlflow.pyfunc.spark_udf(spark, "models:/credspark@champion", result_type=schema, env_manager="local")
     features = read_table(spark, table_ref(cfg, "features")).where(F.col("as_of_date") == F.lit(DAY))
-    out = features.select(udf(F.struct(*cols)).alias("s")).select("s.*").toPandas()
-    _assert_same_scores(out, registered["nightly"])
+    scored = features.select(udf(F.struct(*cols)).alias("s")).select("s.*")
+    # spark_udf casts every string field of a struct result with numpy's str (MLflow's _convert_struct_values),
+    # so a missing reason (None) arrives as the text "None"; docs/platform.md shows this nullif.
+    assert scored.where(F.col("reason_3") == "None").count() > 0
+    for c in ("reason_1", "reason_2", "reason_3"):
+        scored = scored.withColumn(c, F.nullif(F.col(c), F.lit("None")))
+    _assert_same_scores(scored.toPandas(), registered["nightly"])
 
 
 def test_the_scoring_job_reads_the_champion_from_the_registry(registered, spark):
@@ -136,6 +141,7 @@ def test_the_scoring_job_reads_the_champion_from_the_registry(registered, spark)
 
 def test_a_tampered_registered_bundle_is_refused(registered):
     from credspark.models.bundle import BundleError
+    from credspark.scoring.partition import clear_model_cache
 
     tc = registered["tc"]
     client = mlflow.MlflowClient(tc.mlflow_uri)
@@ -148,6 +154,9 @@ def test_a_tampered_registered_bundle_is_refused(registered):
     assert stored, victim
     for p in stored:
         p.write_bytes(p.read_bytes()[:-8] + b"tampered")
+    # A process that loaded the verified bundle keeps scoring with that copy in memory (cached by the
+    # manifest's digest, as on the nightly job's workers); a fresh process reads and verifies the files.
+    clear_model_cache()
     with pytest.raises(BundleError, match="sha256|SHA-256|hash"):
         mlflow.pyfunc.load_model("models:/credspark@champion")
     track = ["--set", f"tracking.mlflow_uri={tc.mlflow_uri}"]
