@@ -24,6 +24,10 @@ Settings come from the environment of the Airflow workers (read when the DAG fil
 - ``CREDSPARK_BIN``: folder with the ``spark-submit`` and ``python`` of the environment credspark is
   installed in (put first on ``PATH`` of the job; empty = ``PATH`` as it is).
 - ``CREDSPARK_SPARK_CONN``: the Airflow Spark connection (master, deploy mode); default ``spark_default``.
+- ``CREDSPARK_JARS_DIR``: folder with the Delta Lake JARs (``make jars``), passed as ``--jars``; when unset,
+  ``CREDSPARK_SPARK_PACKAGES`` (default ``io.delta:delta-spark_4.2_2.13:4.4.0``) goes to ``--packages``.
+  Either way the jobs get ``--set spark.delta_jars=provided``: under spark-submit the driver's JVM is already
+  running when the job builds its session, so the JARs must come on the command line.
 - ``CREDSPARK_SETS``: extra ``--set key=value`` overrides for every job, separated by ``;``.
 
 See docs/platform.md for adapting it (cluster masters, MLflow tracking, the scoring model).
@@ -47,6 +51,8 @@ ENV = os.environ.get("CREDSPARK_ENV", "")
 BIN = os.environ.get("CREDSPARK_BIN", "")
 SPARK_CONN = os.environ.get("CREDSPARK_SPARK_CONN", "spark_default")
 SETS = [s for s in os.environ.get("CREDSPARK_SETS", "").split(";") if s.strip()]
+JARS_DIR = os.environ.get("CREDSPARK_JARS_DIR", "")
+PACKAGES = os.environ.get("CREDSPARK_SPARK_PACKAGES", "io.delta:delta-spark_4.2_2.13:4.4.0")
 
 #: Exit codes (credspark/errors.py) that a retry cannot fix.
 NOT_RETRIED = {2: "bad configuration", 3: "drift beyond score.psi_fail", 5: "quality gate refused the model"}
@@ -83,7 +89,7 @@ def _job_env() -> dict[str, str]:
 
 def job_args(*args: str) -> list[str]:
     """A job's arguments plus the ones every job gets (warehouse, env overlay, overrides)."""
-    out = [*args, "--warehouse", WAREHOUSE]
+    out = [*args, "--warehouse", WAREHOUSE, "--set", "spark.delta_jars=provided"]
     if ENV:
         out += ["--env", ENV]
     for s in SETS:
@@ -104,6 +110,11 @@ class CredsparkJobOperator(SparkSubmitOperator):
         kwargs.setdefault("conn_id", SPARK_CONN)
         kwargs.setdefault("name", f"credspark-{job}")
         kwargs.setdefault("env_vars", _job_env())
+        jars = sorted(str(p) for p in Path(JARS_DIR).glob("*.jar")) if JARS_DIR else []
+        if jars:
+            kwargs.setdefault("jars", ",".join(jars))
+        else:
+            kwargs.setdefault("packages", PACKAGES)
         super().__init__(**kwargs)
         self.job = job
 

@@ -26,6 +26,7 @@ os.environ.update({
     "CREDSPARK_SETS": "spark.conf.spark.databricks.delta.snapshotPartitions=2",
 })
 os.environ.setdefault("CREDSPARK_BIN", str(REPO / ".venv" / "bin"))
+os.environ.setdefault("CREDSPARK_JARS_DIR", str(Path.home() / ".cache" / "credspark" / "jars" / "delta-4.4.0"))
 (WORK / "airflow").mkdir(parents=True, exist_ok=True)
 
 
