@@ -118,27 +118,32 @@ class CredsparkJobOperator(SparkSubmitOperator):
         super().__init__(**kwargs)
         self.job = job
 
-    def _summary_path(self) -> str | None:
-        # The hook keeps the tail of spark-submit's output; the runner logs the summary path near the end.
-        lines = list(getattr(self._hook, "_last_submit_log_lines", None) or [])
-        for line in reversed(lines):
-            m = _SUMMARY_LINE.search(line)
+    def _tap(self, lines: Any) -> Any:
+        """Pass spark-submit's output through, remembering the run summary path the job runner logs."""
+        for line in lines:
+            m = _SUMMARY_LINE.search(str(line).strip())
             if m:
-                return m.group(1)
-        return None
+                self._summary = m.group(1)
+            yield line
 
     def execute(self, context: Any) -> str | None:
         """Run the job; return (XCom) the run summary path; raise by exit code (see the module docstring)."""
+        self._summary = None
+        # The hook reads spark-submit's merged stdout/stderr in _process_spark_submit_log: read it through _tap.
+        hook = self._hook = self._get_hook()
+        process_log = hook._process_spark_submit_log
+        hook._process_spark_submit_log = lambda itr: process_log(self._tap(itr))
+        error: Exception | None = None
         try:
             super().execute(context)
             code = 0
-        except Exception as e:  # the provider raises its AirflowException; its process says which exit code
-            proc = getattr(self._hook, "_submit_sp", None)
+        except Exception as e:  # the provider raises its AirflowException; the process says which exit code
+            proc = getattr(hook, "_submit_sp", None)
             code = proc.returncode if proc is not None and proc.returncode is not None else None
             if code is None:
                 raise
             error = e
-        summary = self._summary_path()
+        summary = self._summary
         ti = context["ti"]
         ti.xcom_push(key="exit_code", value=code)
         ti.xcom_push(key="run_summary", value=summary)
