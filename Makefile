@@ -21,9 +21,12 @@ MAVEN_REPO ?= $(HOME)/.cache/credspark/m2
 # moto's S3 server runs from a venv of its own (botocore needs python-dateutil < 3; the main lane pins 4).
 S3_VENV ?= .venv-s3
 S3_STAMP := $(S3_VENV)/.installed
+# Airflow lane (Apache Airflow 3 + the Spark provider): a venv of its own; the jobs run with $(VENV)'s spark-submit.
+AIRFLOW_VENV ?= .venv-airflow
+AIRFLOW_STAMP := $(AIRFLOW_VENV)/.installed
 
 .PHONY: help venv jars demo test test-fast lint bench bench-features bench-models bench-train bench-scoring bench-deep dist clean \
-	horovod venv-compat jars-compat test-compat bench-paper jars-s3a venv-s3 test-s3
+	horovod venv-compat jars-compat test-compat bench-paper jars-s3a venv-s3 test-s3 venv-airflow test-airflow
 
 help: ## list the targets
 	@grep -E '^[a-zA-Z_-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-16s %s\n", $$1, $$2}'
@@ -32,7 +35,7 @@ $(STAMP): pyproject.toml constraints/main.txt
 	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install -q --upgrade pip
 	# pip's wheel cache (~/.cache/pip) keeps a fresh .venv to minutes; constraints pin what CI tested.
-	$(PY) -m pip install -q -c constraints/main.txt -e '.[dev,bench]'
+	$(PY) -m pip install -q -c constraints/main.txt -e '.[dev,bench,mlflow]'
 	@touch $(STAMP)
 
 venv: $(STAMP) ## create .venv and install credspark with its extras (once)
@@ -74,6 +77,15 @@ jars-compat: venv-compat ## fetch the compat lane's Delta JARs (delta-spark 4.0.
 test-compat: venv-compat jars-compat ## compat lane: Petastorm feed, Horovod training fed by Petastorm
 	@build-support/horovod/install.sh $(COMPAT_PY) constraints/compat.txt
 	CREDSPARK_JARS_DIR=$(abspath $(COMPAT_JARS_DIR)) $(COMPAT_PY) -m pytest -q tests/compat
+
+$(AIRFLOW_STAMP): constraints/airflow.txt build-support/airflow/make_venv.sh
+	build-support/airflow/make_venv.sh $(PYTHON) $(AIRFLOW_VENV) constraints/airflow.txt
+
+venv-airflow: $(AIRFLOW_STAMP) ## create .venv-airflow (Apache Airflow 3, Spark provider) from constraints/airflow.txt
+	@true
+
+test-airflow: venv jars venv-airflow ## Airflow lane: the example DAGs import; the nightly DAG runs once (dag.test)
+	CREDSPARK_BIN=$(abspath $(VENV))/bin $(AIRFLOW_VENV)/bin/python -m pytest -q tests/airflow
 
 test-fast: venv jars ## unit tests only
 	$(PY) -m pytest -q tests/unit

@@ -40,6 +40,7 @@ __all__ = [
     "ACTGANConfig",
     "TrainConfig",
     "XGBConfig",
+    "TrackingConfig",
     "load_config",
     "config_from_dict",
     "apply_override",
@@ -404,6 +405,24 @@ class XGBConfig:
 
 
 @dataclass(frozen=True)
+class TrackingConfig:
+    """MLflow tracking and model registry (credspark.tracking; needs the ``mlflow`` extra)."""
+
+    mlflow_uri: str | None = _f(
+        None,
+        "MLflow tracking URI (e.g. http://mlflow:5000, sqlite:///mlflow.db, databricks); null = no tracking. "
+        "A tracker that is down or refuses is reported (warning, run summary 'mlflow' field) and never fails a job.",
+    )
+    registry_uri: str | None = _f(None, "MLflow model registry URI; null = the tracking URI.")
+    experiment_name: str = _f("credspark", "MLflow experiment the runs of every job are logged to.")
+    registered_model_name: str | None = _f(
+        "credspark",
+        "Registered model a published bundle becomes a version of (alias 'champion' follows the store's "
+        "'current'); null = log runs only, register nothing.",
+    )
+
+
+@dataclass(frozen=True)
 class Config:
     """Everything a job can be configured with."""
 
@@ -420,6 +439,7 @@ class Config:
     actgan: ACTGANConfig = field(default_factory=ACTGANConfig)
     train: TrainConfig = field(default_factory=TrainConfig)
     xgb: XGBConfig = field(default_factory=XGBConfig)
+    tracking: TrackingConfig = field(default_factory=TrackingConfig)
 
 
 # ---------------------------------------------------------------------------------------------- loading

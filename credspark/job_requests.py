@@ -159,14 +159,17 @@ class ScoreRequest:
     score_date: dt.date
     model_version: str | None = None
     build_features: bool = False
+    model_uri: str | None = None
 
     @classmethod
     def from_flags(cls, score_date: str | None, model_version: str | None = None,
-                   build_features: bool = False) -> ScoreRequest:
-        """The request of ``--score-date D [--model-version V] [--build-features]``."""
+                   build_features: bool = False, model_uri: str | None = None) -> ScoreRequest:
+        """The request of ``--score-date D [--model-version V | --model-uri URI] [--build-features]``."""
         if not score_date:
             raise ConfigError("--score-date DATE is required (YYYY-MM-DD, the as-of date of the features)")
-        return cls(parse_date("--score-date", score_date), model_version, bool(build_features))
+        if model_version and model_uri:
+            raise ConfigError("--model-version and --model-uri are mutually exclusive: give one bundle to score with")
+        return cls(parse_date("--score-date", score_date), model_version, bool(build_features), model_uri)
 
 
 def request_params(options: JobOptions, request: object) -> dict[str, Any]:

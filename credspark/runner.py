@@ -186,6 +186,10 @@ def run_job(
         run.details["traceback"] = traceback.format_exc()
         log.debug("job %s failed", job, exc_info=True)
     summary = run.summary(request_params(options, request), status, code, reason)
+    if cfg.tracking.mlflow_uri:  # MLflow (credspark.tracking): never fails the job, records itself in the summary
+        from credspark.tracking import track_job_run
+
+        track_job_run(cfg, summary)
     try:
         path = write_summary(summary, safe_child(cfg.warehouse.path, cfg.tables.runs))
         log.info("run summary: %s", path)

@@ -97,7 +97,7 @@ def count_rows(features: DataFrame, spec: FeatureSpec) -> tuple[int, dict[str, i
 
 
 def load_verified_bundle(
-    cfg: Config, version: str | None, spec: FeatureSpec
+    cfg: Config, version: str | None, spec: FeatureSpec, model_uri: str | None = None
 ) -> tuple[dict[str, bytes], Bundle, str, str]:
     """Resolve, read and verify the bundle to score with.
 
@@ -108,9 +108,11 @@ def load_verified_bundle(
         cfg: Job config (warehouse, score.model_name).
         version: ``--model-version``, or None for ``current``.
         spec: The feature table's FeatureSpec; the bundle's must be equal.
+        model_uri: ``--model-uri`` (``models:/NAME@champion``): the bundle of an MLflow model version
+            (:func:`credspark.tracking.fetch_bundle_files`) instead of the store's. Defaults to None.
 
     Returns:
-        ``(files, bundle, version name, bundle directory)``.
+        ``(files, bundle, version name, bundle directory or model URI)``.
 
     Raises:
         MissingDataError: Nothing published / no such version.
@@ -119,17 +121,24 @@ def load_verified_bundle(
     from credspark.io.model_store import read_bundle, resolve_bundle_dir
     from credspark.io.warehouse import location_name
 
-    bundle_dir = resolve_bundle_dir(cfg.warehouse.path, cfg.score.model_name, version)
-    name = location_name(bundle_dir)
+    name = model_uri or version or "current"  # named in the errors below until the bundle's own name is known
     try:
-        files = read_bundle(bundle_dir)
+        if model_uri:
+            from credspark.tracking import fetch_bundle_files
+
+            files, name = fetch_bundle_files(cfg.tracking, model_uri)
+            where = model_uri
+        else:
+            bundle_dir = resolve_bundle_dir(cfg.warehouse.path, cfg.score.model_name, version)
+            name, where = location_name(bundle_dir), str(bundle_dir)
+            files = read_bundle(bundle_dir)
         bundle = load_bundle_from_files(files, expected_spec=spec)
     except SpecMismatchError as e:  # BundleSpecError is both a BundleError and a SpecMismatchError
         raise ModelRefusedError(f"model {cfg.score.model_name} version {name} does not fit the "
                                 f"features table: {e}") from e
     except BundleError as e:
-        raise ModelRefusedError(f"model {cfg.score.model_name} version {name} refused: {e}") from e
-    return files, bundle, name, str(bundle_dir)
+        raise ModelRefusedError(f"model {model_uri or cfg.score.model_name} version {name} refused: {e}") from e
+    return files, bundle, name, where
 
 
 def score_params(sc: ScoreConfig, digest: str, spec: FeatureSpec) -> ScoreParams:

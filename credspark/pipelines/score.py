@@ -161,7 +161,8 @@ def score_portfolio(spark: SparkSession, cfg: Config, request: ScoreRequest, run
                     rejected_by_reason)
 
     with run.stage("verify_bundle"):
-        files, bundle, version, bundle_dir = load_verified_bundle(cfg, request.model_version, spec)
+        files, bundle, version, bundle_dir = load_verified_bundle(cfg, request.model_version, spec,
+                                                                 request.model_uri)
     digest = bundle_digest(files)
     run.details.update(model_name=sc.model_name, model_version=version, bundle_dir=str(bundle_dir),
                        bundle_sha256=digest, use_raw_static=bundle.use_raw_static)

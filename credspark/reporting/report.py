@@ -252,7 +252,11 @@ def _json_safe(v: Any) -> Any:
 
 
 def metrics_document(r: TrainingReport) -> dict[str, Any]:
-    """The report's numbers as a JSON-safe dict (metrics.json): run, gate, metrics, data, best rounds."""
+    """The report's numbers as a JSON-safe dict (metrics.json): run, gate, metrics, data, best rounds, curves.
+
+    ``curves`` holds the training curves the report plots: ``resnet_lstm`` (``{series: per-epoch values}``),
+    ``actgan`` (one record per epoch) and ``xgb`` (``{model name: evals_result}``).
+    """
     return _json_safe({
         "run": r.run,
         "gate": r.gate,
@@ -260,6 +264,8 @@ def metrics_document(r: TrainingReport) -> dict[str, Any]:
         "data": r.data,
         "xgb_best_iteration": r.xgb_best,
         "notes": r.notes,
+        "curves": {"resnet_lstm": dict(r.resnet_history or {}), "actgan": list(r.gan_history or []),
+                   "xgb": r.xgb_histories},
     })
 
 
