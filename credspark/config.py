@@ -44,7 +44,11 @@ __all__ = [
     "apply_override",
     "default_conf_dir",
     "render_reference",
+    "AUTO",
 ]
+
+#: ``num_workers: auto``: every free task slot of the Spark application (credspark.distributed.slots).
+AUTO = "auto"
 
 
 _IDENTIFIER = re.compile(r"^[A-Za-z_][A-Za-z0-9_]{0,127}$")
@@ -236,13 +240,19 @@ class DistributedConfig:
     feed: Literal["arrow", "petastorm"] = _f(
         "arrow", "Spark-to-torch feed: 'arrow' (Parquet + pyarrow shards) or 'petastorm' (compat lane only)."
     )
-    num_workers: int = _f(2, "Training workers (ranks); one Spark task slot (or GPU) each.")
+    num_workers: int | Literal["auto"] = _f(
+        2,
+        "Training workers (ranks); one Spark task slot (or GPU) each. 'auto' = every free task slot when training "
+        "starts (at least 1; 1 for backend 'local'). Checked before any work: too few free slots exit with code 2.",
+    )
     use_gpu: bool = _f(False, "One GPU per worker with NCCL; false = CPU with gloo.")
     local_mode: bool = _f(
         False, "TorchDistributor: run the workers on the driver; false = barrier tasks on the executors."
     )
     timeout_s: float = _f(
-        3600.0, "Limit (seconds) of one model's distributed run and of every collective; the run is cancelled after it."
+        3600.0,
+        "Limit (seconds) of one model's distributed run, its wait for task slots included, and of every collective; "
+        "the run is cancelled after it.",
     )
     checkpoint_dir: str | None = _f(
         None, "Folder of per-epoch checkpoints (shared by all workers); null = <work_dir>/checkpoints."
@@ -356,7 +366,11 @@ class TrainConfig:
 class XGBConfig:
     """Distributed XGBoost on the embeddings (credspark.distributed.xgb) and the plain baseline."""
 
-    num_workers: int = _f(2, "XGBoost workers (barrier tasks); must not exceed the application's task slots.")
+    num_workers: int | Literal["auto"] = _f(
+        2,
+        "XGBoost workers (barrier tasks); must not exceed the application's free task slots (checked before training "
+        "starts, exit code 2). 'auto' = every free task slot (at least 1).",
+    )
     timeout_s: int = _f(
         600, "Seconds the tracker waits for the workers to connect and every collective call may take."
     )

@@ -45,6 +45,7 @@ from pyspark.sql import Column, DataFrame, SparkSession
 from pyspark.sql import functions as F
 
 from credspark.config import Config
+from credspark.distributed.slots import plan_workers
 from credspark.errors import ConfigError, InputError, MissingDataError, QualityGateError
 from credspark.io.runs import RunSummary
 from credspark.io.tables import safe_child
@@ -666,6 +667,7 @@ def train_model(spark: SparkSession, cfg: Config, args: argparse.Namespace, summ
     Raises:
         QualityGateError: The model was stored but failed the quality gate (exit code 5).
     """
+    cfg = plan_workers(spark, cfg)  # every distributed stage's workers fit the free slots; 'auto' resolved
     tc = cfg.train
     dates, validation_as_of = _dates_from_args(args)
     plan = plan_split(dates, validation_as_of, tc)
