@@ -13,8 +13,11 @@ COMPAT_VENV ?= .venv-compat
 COMPAT_PY := $(COMPAT_VENV)/bin/python
 COMPAT_STAMP := $(COMPAT_VENV)/.installed
 COMPAT_JARS_DIR ?= $(HOME)/.cache/credspark/jars/delta-4.0.1
+# make pack: its own venv (never the shared .venv), packed into dist/.
+PACK_VENV ?= .venv-pack
+WHEEL := dist/credspark-0.1.0-py3-none-any.whl
 
-.PHONY: help venv jars demo test test-fast lint bench bench-features bench-models bench-train bench-scoring bench-deep dist clean \
+.PHONY: help venv jars demo test test-cluster pack test-fast lint bench bench-features bench-models bench-train bench-scoring bench-deep dist clean \
 	horovod venv-compat jars-compat test-compat bench-paper
 
 help: ## list the targets
@@ -36,7 +39,10 @@ demo: venv jars ## generate a demo portfolio, validate it, build features and pr
 	$(PY) -m jobs.demo --warehouse $(WAREHOUSE)/demo
 
 test: venv jars horovod ## run the whole test suite (unit, integration; Horovod built first if missing)
-	$(PY) -m pytest -q tests --ignore=tests/compat
+	$(PY) -m pytest -q tests --ignore=tests/compat --ignore=tests/standalone
+
+test-cluster: venv jars ## standalone-cluster lane: master + two 1-core workers on 127.0.0.1, the README's spark-submit recipe
+	$(PY) -m pytest -q tests/standalone
 
 horovod: venv ## build Horovod 0.28.1 from source once (wheel cached by torch version) and install it into .venv
 	@build-support/horovod/install.sh $(PY) constraints/main.txt
@@ -82,5 +88,8 @@ bench-paper: venv ## the paper's experiments on UCI (hours; resumable; writes it
 dist: venv ## build the wheel for spark-submit --py-files
 	$(PY) -m pip wheel --no-deps -w dist .
 
+pack: dist ## a non-editable environment with the wheel installed, packed into dist/credspark-env.tar.gz (--archives)
+	build-support/pack_env.sh $(PYTHON) $(PACK_VENV) $(WHEEL) constraints/main.txt dist/credspark-env.tar.gz
+
 clean: ## remove build outputs and the local warehouse (not the venv)
-	rm -rf dist build *.egg-info warehouse spark-warehouse metastore_db
+	rm -rf dist build *.egg-info warehouse spark-warehouse metastore_db $(PACK_VENV)

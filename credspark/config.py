@@ -12,11 +12,13 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
+import importlib.resources
 import os
 import re
 import types
 import typing
 from dataclasses import dataclass, field
+from importlib.resources.abc import Traversable
 from pathlib import Path
 from typing import Any, Literal
 
@@ -43,6 +45,7 @@ __all__ = [
     "config_from_dict",
     "apply_override",
     "default_conf_dir",
+    "CONF_DIR_ENV",
     "render_reference",
     "AUTO",
 ]
@@ -89,7 +92,12 @@ class SparkConfig:
         None, "Folder with the Delta JARs; null = $CREDSPARK_JARS_DIR or ~/.cache/credspark/jars/delta-4.4.0."
     )
     arrow_batch_size: int = _f(10000, "spark.sql.execution.arrow.maxRecordsPerBatch for pandas UDFs.")
-    conf: dict[str, str] = _f({}, "Extra Spark settings, passed verbatim (e.g. spark.executor.memory).")
+    ui_enabled: bool = _f(True, "spark.ui.enabled: the Spark web UI (off in the local and ci overlays).")
+    conf: dict[str, str] = _f(
+        {},
+        "Extra Spark settings (e.g. spark.executor.memory). Like every setting credspark makes, each applies only "
+        "where spark-submit (--conf, spark-defaults.conf) did not give that setting.",
+    )
 
 
 @dataclass(frozen=True)
@@ -525,10 +533,9 @@ def apply_override(data: dict[str, Any], assignment: str) -> dict[str, Any]:
     return out
 
 
-def _read_yaml(path: Path) -> dict[str, Any]:
+def _read_yaml(path: Traversable) -> dict[str, Any]:
     try:
-        with open(path, encoding="utf-8") as fh:
-            data = yaml.safe_load(fh)
+        data = yaml.safe_load(path.read_text(encoding="utf-8"))
     except yaml.YAMLError as e:
         raise ConfigError(f"{path}: not valid YAML: {e}") from e
     if data is None:
@@ -538,13 +545,25 @@ def _read_yaml(path: Path) -> dict[str, Any]:
     return data
 
 
-def default_conf_dir() -> Path:
-    """The conf/ folder: $CREDSPARK_CONF_DIR, else the repository's conf/ beside the package, else ./conf."""
-    env = os.environ.get("CREDSPARK_CONF_DIR")
+#: Environment variable naming the folder with ``<job>.yaml`` and ``env/`` (what ``--conf-dir`` gives per run).
+CONF_DIR_ENV = "CREDSPARK_CONF_DIR"
+
+
+def default_conf_dir() -> Traversable:
+    """The folder with ``<job>.yaml`` and ``env/`` when ``--conf-dir`` is not given.
+
+    In this order: ``$CREDSPARK_CONF_DIR``; the checkout's ``conf/`` beside the package; the copy of those
+    files inside the installed package (``credspark/_conf``, package data of the wheel, also read from a
+    wheel on ``sys.path`` as ``spark-submit --py-files`` puts it); else ``./conf``.
+    """
+    env = os.environ.get(CONF_DIR_ENV)
     if env:
         return Path(env)
     repo_conf = Path(__file__).resolve().parents[1] / "conf"
-    return repo_conf if repo_conf.is_dir() else Path("conf")
+    if repo_conf.is_dir():
+        return repo_conf
+    packaged = importlib.resources.files("credspark") / "_conf"
+    return packaged if packaged.is_dir() else Path("conf")
 
 
 def common_parser(job: str, description: str | None = None) -> argparse.ArgumentParser:
@@ -554,7 +573,9 @@ def common_parser(job: str, description: str | None = None) -> argparse.Argument
     p.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
                    help="override one config key (repeatable), e.g. --set features.T=6")
     p.add_argument("--warehouse", default=None, help="root folder of the tables (default ./warehouse)")
-    p.add_argument("--conf-dir", default=None, help="folder with <job>.yaml and env/ (default: repo conf/)")
+    p.add_argument("--conf-dir", default=None,
+                   help=f"folder with <job>.yaml and env/ (default: ${CONF_DIR_ENV}, else the checkout's conf/, "
+                   "else the copy inside the installed package)")
     return p
 
 
@@ -575,16 +596,16 @@ def load_config(
     """
     parser = parser or common_parser(job)
     args = parser.parse_args(argv)
-    conf_dir = Path(args.conf_dir) if args.conf_dir else default_conf_dir()
+    conf_dir: Traversable = Path(args.conf_dir) if args.conf_dir else default_conf_dir()
     data: dict[str, Any] = {}
     job_file = conf_dir / f"{job}.yaml"
-    if job_file.exists():
+    if job_file.is_file():
         data = _deep_merge(data, _read_yaml(job_file))
     if args.env:
         if not args.env.replace("-", "").replace("_", "").isalnum():
             raise ConfigError(f"--env {args.env!r}: only letters, digits, '-' and '_' are allowed")
         env_file = conf_dir / "env" / f"{args.env}.yaml"
-        if not env_file.exists():
+        if not env_file.is_file():
             raise ConfigError(f"--env {args.env}: {env_file} does not exist")
         data = _deep_merge(data, _read_yaml(env_file))
     if args.warehouse:

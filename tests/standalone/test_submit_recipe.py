@@ -1,0 +1,123 @@
+"""The README's cluster recipe, run as written (examples/cluster/submit.sh) on a standalone cluster of two
+single-core workers: generate -> features -> train (TorchDistributor ranks and the XGBoost barrier stage
+across both executors) -> score."""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pyarrow.parquet as pq
+import pytest
+
+from tests.standalone.cluster import standalone_cluster
+
+REPO = Path(__file__).resolve().parents[2]
+SCRIPT = REPO / "examples" / "cluster" / "submit.sh"
+
+#: Tiny sizes so the chain runs in minutes on two cores; two workers for every distributed stage.
+SETTINGS = [
+    "generate.customers=400", "generate.default_rate=0.15", "generate.txn_per_month=3", "generate.partitions=2",
+    "spark.shuffle_partitions=2", "distributed.num_workers=2", "xgb.num_workers=2",
+    "resnet_lstm.epochs=1", "resnet_lstm.batch_size=64", "resnet_lstm.embedding_dim=6", "resnet_lstm.filters=[4,8]",
+    "resnet_lstm.lstm_hidden=4", "actgan.epochs=1", "actgan.batch_size=64", "actgan.noise_dim=8",
+    "actgan.generator_dims=[16]", "actgan.discriminator_dims=[16]", "actgan.n_critic=1",
+    "xgb.n_estimators=20", "xgb.early_stopping_rounds=5", "xgb.timeout_s=300", "distributed.timeout_s=600",
+    "train.min_test_auc=0.0", "train.max_auc_below_baseline=1.0",
+]  # fmt: skip
+
+
+def test_the_readme_shows_the_recipe_the_lane_runs():
+    readme = (REPO / "README.md").read_text()
+    blocks = re.findall(r"```bash\n(.*?)```", readme, flags=re.S)
+    assert SCRIPT.read_text() in blocks, "README's cluster section must show examples/cluster/submit.sh verbatim"
+
+
+def _live_files(table: Path) -> list[Path]:
+    """The data files of a Delta table's latest version (adds minus removes in its log)."""
+    live: set[str] = set()
+    for log in sorted((table / "_delta_log").glob("*.json")):
+        for line in log.read_text().splitlines():
+            action = json.loads(line)
+            if "add" in action:
+                live.add(action["add"]["path"])
+            elif "remove" in action:
+                live.discard(action["remove"]["path"])
+    return [table / p for p in sorted(live)]
+
+
+def _summaries(warehouse: Path) -> dict[str, dict]:
+    out = {}
+    for p in sorted((warehouse / "_runs").glob("*.json")):
+        s = json.loads(p.read_text())
+        out.setdefault(s["job"], []).append(s)
+    return out
+
+
+@pytest.fixture(scope="module")
+def recipe(tmp_path_factory, wheel):
+    root = tmp_path_factory.mktemp("standalone")
+    warehouse = root / "warehouse"
+    venv_bin = Path(sys.executable).parent
+    env = dict(os.environ, MASTER="", WAREHOUSE=str(warehouse), WHEEL=str(wheel), SPARK_LOCAL_IP="127.0.0.1",
+               PYSPARK_PYTHON=sys.executable, PATH=f"{venv_bin}{os.pathsep}{os.environ['PATH']}")  # fmt: skip
+    if os.environ.get("CREDSPARK_JARS_DIR"):  # make exports the folder `make jars` filled
+        env["DELTA_JARS"] = os.environ["CREDSPARK_JARS_DIR"]
+    for var in ("PYTHONPATH", "PYSPARK_DRIVER_PYTHON", "SPARK_CONF_DIR", "CREDSPARK_CONF_DIR"):
+        env.pop(var, None)
+    args = [a for s in SETTINGS for a in ("--set", s)]
+    with standalone_cluster(root / "cluster", workers=2, cores=1) as cluster:
+        env["MASTER"] = cluster.master_url
+        t0 = time.monotonic()
+        proc = subprocess.run([str(SCRIPT), *args], cwd=str(REPO), env=env, capture_output=True, text=True,
+                              timeout=1500, check=False)  # fmt: skip
+        seconds = time.monotonic() - t0
+        (root / "recipe.stderr").write_text(proc.stderr)
+        executors = {p.parent.parent.name: [] for p in cluster.executor_logs()}
+        for p in cluster.executor_logs():
+            executors[p.parent.parent.name].append(p)
+    print(f"\n[standalone] recipe ran in {seconds:.0f} s (stderr in {root / 'recipe.stderr'})", file=sys.stderr)
+    return {"proc": proc, "warehouse": warehouse, "seconds": seconds, "executors": executors,
+            "summaries": _summaries(warehouse)}  # fmt: skip
+
+
+def test_every_job_of_the_recipe_succeeds(recipe):
+    proc = recipe["proc"]
+    tail = "\n".join(ln for ln in proc.stderr.splitlines() if not ln.lstrip().startswith("at "))[-6000:]
+    assert proc.returncode == 0, tail
+    summaries = recipe["summaries"]
+    assert {job: [s["exit_code"] for s in runs] for job, runs in summaries.items()} == {
+        "generate_portfolio": [0], "build_features": [0, 0], "train": [0], "score_portfolio": [0]}
+
+
+def test_the_tables_and_the_model_are_in_the_warehouse(recipe):
+    wh = recipe["warehouse"]
+    for table in ("customers", "transactions", "statements", "outcomes", "features", "scores", "score_runs"):
+        assert (wh / table / "_delta_log").is_dir(), table
+    assert list((wh / "models" / "credspark").glob("*/manifest.json"))
+
+
+def test_every_customer_with_features_is_scored_once(recipe):
+    wh = recipe["warehouse"]
+    scores = pq.ParquetDataset([str(p) for p in _live_files(wh / "scores")]).read(columns=["customer_id", "pd"])
+    ids = scores.column("customer_id").to_pylist()
+    (score_run,) = recipe["summaries"]["score_portfolio"]
+    assert len(ids) == len(set(ids)) == score_run["counts"]["scored"] > 100
+    assert all(0.0 < p < 1.0 for p in scores.column("pd").to_pylist())
+
+
+def test_training_crossed_both_executors(recipe):
+    (train,) = recipe["summaries"]["train"]
+    assert "torch_distributor, 2 worker(s)" in train["details"]["deep"]["backend"]
+    # Two single-core workers: a barrier stage of two tasks runs only with one task on each executor.
+    train_apps = [app for app, logs in recipe["executors"].items() if len(logs) == 2]
+    assert len(train_apps) == 5  # every job's application had an executor on each worker
+
+
+def test_the_lane_stays_within_minutes(recipe):
+    assert recipe["seconds"] < 900
