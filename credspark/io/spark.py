@@ -36,9 +36,6 @@ def _is_local(master: str | None) -> bool:
     return bool(master) and (master.startswith("local") or master.startswith("local-cluster"))
 
 
-#: Settings a driver JVM takes only when it starts: spark-submit passes them on its command line.
-_LAUNCH_KEYS = ("spark.driver.memory", "spark.jars", "spark.jars.packages")
-
 #: Keys build_session set in this process (so a later call can tell them from the user's settings).
 _FILLED: set[str] = set()
 
@@ -100,12 +97,13 @@ def user_settings(launch: dict[str, str] | None = None) -> dict[str, str]:
     ``PYSPARK_SUBMIT_ARGS``, or the running context's settings that credspark did not set.
 
     Reads the driver JVM's configuration (system properties, where spark-submit puts everything it was
-    given). Without a JVM yet (a plain ``python jobs/x.py``) one is started first, with the settings in
-    ``launch`` that only count at JVM start (driver memory, JARs). spark-submit names the application after
-    the script unless ``--name`` is given: that default name is not counted as the user's.
+    given). Without a JVM yet (a plain ``python jobs/x.py``) one is started first with ``launch`` (credspark's
+    settings: some, such as the driver memory and the JARs, count only at JVM start; the others keep
+    spark-submit's own defaults for a Python shell out). spark-submit names the application after the script
+    unless ``--name`` is given: that default name is not counted as the user's.
 
     Args:
-        launch: credspark's settings to start a JVM with, if none runs yet.
+        launch: The settings to start a JVM with, if none runs yet.
 
     Returns:
         Setting -> value.
@@ -117,7 +115,7 @@ def user_settings(launch: dict[str, str] | None = None) -> dict[str, str]:
         given = dict(active.getConf().getAll())
     else:
         if SparkContext._gateway is None and "PYSPARK_GATEWAY_PORT" not in os.environ:
-            start = {k: v for k, v in (launch or {}).items() if k in _LAUNCH_KEYS}
+            start = dict(launch or {})
             SparkContext._ensure_initialized(conf=SparkConf(loadDefaults=False).setAll(list(start.items())))
             _FILLED.update(start)
         else:
@@ -133,9 +131,9 @@ def build_session(cfg: SparkConfig, job: str | None = None, warehouse: str | Non
     """Build (or return the already running) SparkSession for a job.
 
     Only fills in what the user did not give: a setting passed to ``spark-submit`` (``--conf``,
-    ``--master``, ``--name``, ``--jars``), in ``spark-defaults.conf`` or in ``PYSPARK_SUBMIT_ARGS`` wins over
-    credspark's value for it (:func:`session_defaults`). Exception: without spark-submit, the settings read
-    only at JVM start (``spark.driver.memory``, ``spark.jars``) come from credspark's config.
+    ``--master``, ``--name``, ``--jars``) or in ``spark-defaults.conf`` wins over credspark's value for it
+    (:func:`session_defaults`). A job started without spark-submit (plain ``python``) starts its JVM with
+    credspark's settings.
 
     Args:
         cfg: The ``spark`` config section.
