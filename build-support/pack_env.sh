@@ -10,13 +10,17 @@ rm -rf "$venv"
 "$python" -m venv "$venv"
 "$venv/bin/python" -m pip install -q --upgrade pip
 "$venv/bin/python" -m pip install -q -c "$constraints" "$wheel" 'venv-pack==0.2.0'
-# A non-editable install: credspark must come from the wheel, not from a checkout.
-"$venv/bin/python" - <<'PY'
+# A non-editable install: credspark (and its conf/) must come from the venv, not from a checkout. Checked
+# from / so that no checkout on the current folder shadows it.
+(cd / && "$venv/bin/python" - <<'PY'
 import importlib.metadata as md, pathlib, credspark
-direct = md.distribution("credspark").read_text("direct_url.json") or ""
-assert '"editable": true' not in direct, "credspark is installed editable"
-assert pathlib.Path(credspark.__file__).is_relative_to(pathlib.Path(md.distribution("credspark").locate_file(""))), credspark.__file__
+from credspark.config import default_conf_dir
+site = pathlib.Path(md.distribution("credspark").locate_file("")).resolve()
+assert '"editable": true' not in (md.distribution("credspark").read_text("direct_url.json") or ""), "editable install"
+assert pathlib.Path(credspark.__file__).resolve().is_relative_to(site), credspark.__file__
+assert pathlib.Path(str(default_conf_dir())).resolve().is_relative_to(site), default_conf_dir()
 PY
+)
 mkdir -p "$(dirname "$out")"
 rm -f "$out.tmp"
 "$venv/bin/venv-pack" -p "$venv" -o "$out.tmp" --format tar.gz -q
