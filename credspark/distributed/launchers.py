@@ -23,6 +23,7 @@ models, after ``launch()`` has failed.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 import os
@@ -485,7 +486,9 @@ def _launch_torch_distributor(
         except BaseException as exc:  # noqa: BLE001 - handed to the launching thread
             outcome["error"] = exc
         finally:
-            sc.removeJobTag(tag)
+            # A run given up on (see below) ends later, possibly after the context stopped.
+            with contextlib.suppress(Exception):
+                sc.removeJobTag(tag)
 
     runner = InheritableThread(submit, name="credspark-launch", daemon=True)
     watchdog.start()

@@ -122,3 +122,14 @@ def test_the_jvm_root_cause_is_the_exception_line_not_a_stack_fragment():
     )
     assert jvm_root_cause(_CAUSED_BY) == "IOException: No space left on device"
     assert jvm_root_cause("ValueError: plain python") is None
+
+
+def test_timeout_s_bounds_a_distributed_run_that_does_not_finish(spark, tmp_path):
+    from credspark.distributed.launchers import TrainingTimeoutError, launch
+
+    t0 = time.monotonic()
+    with pytest.raises(TrainingTimeoutError, match="did not finish within 15 s"):
+        launch(lambda ctx: time.sleep(600), backend="torch_distributor", num_workers=1, timeout_s=15,
+               run_dir=str(tmp_path))
+    # The deadline, then the cancelled barrier task's clean-up: far from the worker's 600 s.
+    assert time.monotonic() - t0 < 15 + 60
