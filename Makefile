@@ -24,8 +24,11 @@ S3_STAMP := $(S3_VENV)/.installed
 # Airflow lane (Apache Airflow 3 + the Spark provider): a venv of its own; the jobs run with $(VENV)'s spark-submit.
 AIRFLOW_VENV ?= .venv-airflow
 AIRFLOW_STAMP := $(AIRFLOW_VENV)/.installed
+# make pack: its own venv (never the shared .venv), packed into dist/.
+PACK_VENV ?= .venv-pack
+WHEEL := dist/credspark-0.1.0-py3-none-any.whl
 
-.PHONY: help venv jars demo test test-fast lint bench bench-features bench-models bench-train bench-scoring bench-deep dist clean \
+.PHONY: help venv jars demo test test-cluster pack test-fast lint bench bench-features bench-models bench-train bench-scoring bench-deep dist clean \
 	horovod venv-compat jars-compat test-compat bench-paper jars-s3a venv-s3 test-s3 venv-airflow test-airflow
 
 help: ## list the targets
@@ -47,7 +50,10 @@ demo: venv jars ## generate a demo portfolio, validate it, build features and pr
 	$(PY) -m jobs.demo --warehouse $(WAREHOUSE)/demo
 
 test: venv jars horovod ## run the whole test suite (unit, integration; Horovod built first if missing)
-	$(PY) -m pytest -q tests --ignore=tests/compat --ignore=tests/s3
+	$(PY) -m pytest -q tests --ignore=tests/compat --ignore=tests/s3 --ignore=tests/standalone --ignore=tests/airflow
+
+test-cluster: venv jars ## standalone-cluster lane: master + two 1-core workers on 127.0.0.1, the README's spark-submit recipe
+	$(PY) -m pytest -q tests/standalone
 
 jars-s3a: $(STAMP) ## fetch Spark's s3a connector (hadoop-aws 3.5.0 + AWS SDK v2 modules, 19 MB) once into $(S3A_JARS_DIR)
 	@MAVEN_OPTS="-Dmaven.repo.local=$(MAVEN_REPO)" build-support/fetch_delta_jars.sh $(PY) $(S3A_JARS_DIR) \
@@ -116,5 +122,8 @@ bench-paper: venv ## the paper's experiments on UCI (hours; resumable; writes it
 dist: venv ## build the wheel for spark-submit --py-files
 	$(PY) -m pip wheel --no-deps -w dist .
 
+pack: dist ## a non-editable environment with the wheel installed, packed into dist/credspark-env.tar.gz (--archives)
+	build-support/pack_env.sh $(PYTHON) $(PACK_VENV) $(WHEEL) constraints/main.txt dist/credspark-env.tar.gz
+
 clean: ## remove build outputs and the local warehouse (not the venv)
-	rm -rf dist build *.egg-info warehouse spark-warehouse metastore_db
+	rm -rf dist build *.egg-info warehouse spark-warehouse metastore_db $(PACK_VENV)

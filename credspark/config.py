@@ -11,11 +11,13 @@ Unknown keys and wrong types are errors that name the dotted key.
 from __future__ import annotations
 
 import dataclasses
+import importlib.resources
 import os
 import re
 import types
 import typing
 from dataclasses import dataclass, field
+from importlib.resources.abc import Traversable
 from pathlib import Path
 from typing import Any, Literal
 
@@ -45,8 +47,13 @@ __all__ = [
     "config_from_dict",
     "apply_override",
     "default_conf_dir",
+    "CONF_DIR_ENV",
     "render_reference",
+    "AUTO",
 ]
+
+#: ``num_workers: auto``: every free task slot of the Spark application (credspark.distributed.slots).
+AUTO = "auto"
 
 
 _IDENTIFIER = re.compile(r"^[A-Za-z_][A-Za-z0-9_]{0,127}$")
@@ -87,7 +94,12 @@ class SparkConfig:
         None, "Folder with the Delta JARs; null = $CREDSPARK_JARS_DIR or ~/.cache/credspark/jars/delta-4.4.0."
     )
     arrow_batch_size: int = _f(10000, "spark.sql.execution.arrow.maxRecordsPerBatch for pandas UDFs.")
-    conf: dict[str, str] = _f({}, "Extra Spark settings, passed verbatim (e.g. spark.executor.memory).")
+    ui_enabled: bool = _f(True, "spark.ui.enabled: the Spark web UI (off in the local and ci overlays).")
+    conf: dict[str, str] = _f(
+        {},
+        "Extra Spark settings (e.g. spark.executor.memory). Like every setting credspark makes, each applies only "
+        "where spark-submit (--conf, spark-defaults.conf) did not give that setting.",
+    )
 
 
 @dataclass(frozen=True)
@@ -266,13 +278,19 @@ class DistributedConfig:
     feed: Literal["arrow", "petastorm"] = _f(
         "arrow", "Spark-to-torch feed: 'arrow' (Parquet + pyarrow shards) or 'petastorm' (compat lane only)."
     )
-    num_workers: int = _f(2, "Training workers (ranks); one Spark task slot (or GPU) each.")
+    num_workers: int | Literal["auto"] = _f(
+        2,
+        "Training workers (ranks); one Spark task slot (or GPU) each. 'auto' = every free task slot when training "
+        "starts (at least 1; 1 for backend 'local'). Checked before any work: too few free slots exit with code 2.",
+    )
     use_gpu: bool = _f(False, "One GPU per worker with NCCL; false = CPU with gloo.")
     local_mode: bool = _f(
         False, "TorchDistributor: run the workers on the driver; false = barrier tasks on the executors."
     )
     timeout_s: float = _f(
-        3600.0, "Limit (seconds) of one model's distributed run and of every collective; the run is cancelled after it."
+        3600.0,
+        "Limit (seconds) of one model's distributed run, its wait for task slots included, and of every collective; "
+        "the run is cancelled after it.",
     )
     checkpoint_dir: str | None = _f(
         None, "Folder of per-epoch checkpoints (shared by all workers); null = <work_dir>/checkpoints."
@@ -382,7 +400,11 @@ class TrainConfig:
 class XGBConfig:
     """Distributed XGBoost on the embeddings (credspark.distributed.xgb) and the plain baseline."""
 
-    num_workers: int = _f(2, "XGBoost workers (barrier tasks); must not exceed the application's task slots.")
+    num_workers: int | Literal["auto"] = _f(
+        2,
+        "XGBoost workers (barrier tasks); must not exceed the application's free task slots (checked before training "
+        "starts, exit code 2). 'auto' = every free task slot (at least 1).",
+    )
     timeout_s: int = _f(
         600, "Seconds the tracker waits for the workers to connect and every collective call may take."
     )
@@ -556,10 +578,9 @@ def apply_override(data: dict[str, Any], assignment: str) -> dict[str, Any]:
     return out
 
 
-def _read_yaml(path: Path) -> dict[str, Any]:
+def _read_yaml(path: Traversable) -> dict[str, Any]:
     try:
-        with open(path, encoding="utf-8") as fh:
-            data = yaml.safe_load(fh)
+        data = yaml.safe_load(path.read_text(encoding="utf-8"))
     except yaml.YAMLError as e:
         raise ConfigError(f"{path}: not valid YAML: {e}") from e
     if data is None:
@@ -569,13 +590,25 @@ def _read_yaml(path: Path) -> dict[str, Any]:
     return data
 
 
-def default_conf_dir() -> Path:
-    """The conf/ folder: $CREDSPARK_CONF_DIR, else the repository's conf/ beside the package, else ./conf."""
-    env = os.environ.get("CREDSPARK_CONF_DIR")
+#: Environment variable naming the folder with ``<job>.yaml`` and ``env/`` (what ``--conf-dir`` gives per run).
+CONF_DIR_ENV = "CREDSPARK_CONF_DIR"
+
+
+def default_conf_dir() -> Traversable:
+    """The folder with ``<job>.yaml`` and ``env/`` when ``--conf-dir`` is not given.
+
+    In this order: ``$CREDSPARK_CONF_DIR``; the checkout's ``conf/`` beside the package; the copy of those
+    files inside the installed package (``credspark/_conf``, package data of the wheel, also read from a
+    wheel on ``sys.path`` as ``spark-submit --py-files`` puts it); else ``./conf``.
+    """
+    env = os.environ.get(CONF_DIR_ENV)
     if env:
         return Path(env)
     repo_conf = Path(__file__).resolve().parents[1] / "conf"
-    return repo_conf if repo_conf.is_dir() else Path("conf")
+    if repo_conf.is_dir():
+        return repo_conf
+    packaged = importlib.resources.files("credspark") / "_conf"
+    return packaged if packaged.is_dir() else Path("conf")
 
 
 def load_config(job: str, options: JobOptions | None = None) -> Config:
@@ -589,16 +622,16 @@ def load_config(job: str, options: JobOptions | None = None) -> Config:
         The frozen Config.
     """
     options = options or JobOptions()
-    conf_dir = Path(options.conf_dir) if options.conf_dir else default_conf_dir()
+    conf_dir: Traversable = Path(options.conf_dir) if options.conf_dir else default_conf_dir()
     data: dict[str, Any] = {}
     job_file = conf_dir / f"{job}.yaml"
-    if job_file.exists():
+    if job_file.is_file():
         data = _deep_merge(data, _read_yaml(job_file))
     if options.env:
         if not options.env.replace("-", "").replace("_", "").isalnum():
             raise ConfigError(f"--env {options.env!r}: only letters, digits, '-' and '_' are allowed")
         env_file = conf_dir / "env" / f"{options.env}.yaml"
-        if not env_file.exists():
+        if not env_file.is_file():
             raise ConfigError(f"--env {options.env}: {env_file} does not exist")
         data = _deep_merge(data, _read_yaml(env_file))
     if options.warehouse:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import re
+
 __all__ = [
     "CredsparkError",
     "ConfigError",
@@ -16,6 +18,8 @@ __all__ = [
     "EXIT_INPUT",
     "EXIT_QUALITY_GATE",
     "QualityGateError",
+    "SlotsError",
+    "jvm_root_cause",
 ]
 
 EXIT_OK = 0
@@ -65,3 +69,40 @@ class QualityGateError(CredsparkError):
     """A trained model failed the quality gate: it was stored but not made ``current`` (exit code 5)."""
 
     exit_code = EXIT_QUALITY_GATE
+
+
+class SlotsError(ConfigError):
+    """A distributed stage cannot get the task slots its workers need at once (exit code 2)."""
+
+
+#: ``[package.]ClassName: message`` on a line of a Java exception's text (``Caused by:`` prefix optional).
+_JAVA_EXCEPTION = re.compile(
+    r"^(?:Caused by: |: )?(?:[a-z_$][\w$]*\.)+([A-Z][\w$]*(?:Exception|Error|Failed|Failure)): (.+)$"
+)
+
+
+def jvm_root_cause(text: str) -> str | None:
+    """The root cause of a JVM error's text as ``ClassName: message``, or None when it names no Java exception.
+
+    A Py4JJavaError's text starts with "An error occurred while calling o123.collect." and holds the Java
+    exception chain with its stack frames; the cause is the last top-level ``Caused by:`` line, else the
+    first exception line (e.g. ``BarrierJobSlotsNumberCheckFailed: [SPARK-24819]: Barrier execution mode
+    does not allow run a barrier stage that requires more slots than ...``). The package is dropped.
+
+    Args:
+        text: ``str()`` of the error.
+
+    Returns:
+        One line, or None.
+    """
+    found = []
+    for line in text.splitlines():
+        if line.startswith((" ", "\t")):  # stack frames and suppressed exceptions are indented
+            continue
+        m = _JAVA_EXCEPTION.match(line.strip())
+        if m:
+            found.append((line.startswith("Caused by: "), f"{m.group(1)}: {m.group(2).strip()}"))
+    if not found:
+        return None
+    causes = [msg for is_cause, msg in found if is_cause]
+    return causes[-1] if causes else found[0][1]

@@ -201,7 +201,9 @@ def job_parser(job: str, doc: str | None) -> argparse.ArgumentParser:
     p.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
                    help="override one config key (repeatable), e.g. --set features.T=6")
     p.add_argument("--warehouse", default=None, help="root folder of the tables (default ./warehouse)")
-    p.add_argument("--conf-dir", default=None, help="folder with <job>.yaml and env/ (default: repo conf/)")
+    p.add_argument("--conf-dir", default=None,
+                   help="folder with <job>.yaml and env/ (default: $CREDSPARK_CONF_DIR, else the checkout's conf/, "
+                   "else the copy inside the installed package)")
     return p
 
 

@@ -17,7 +17,7 @@ def spark(tmp_path_factory):
     from credspark.io.spark import build_session
 
     wh = tmp_path_factory.mktemp("spark_wh")
-    cfg = SparkConfig(master="local[2]", shuffle_partitions=4, driver_memory="2g")
+    cfg = SparkConfig(master="local[2]", shuffle_partitions=4, driver_memory="2g", ui_enabled=False)
     session = build_session(cfg, "tests", str(wh))
     yield session
     session.stop()

@@ -37,6 +37,8 @@ __all__ = [
     "register_feed",
     "get_feed",
     "feed_names",
+    "plan_workers",
+    "task_slots",
 ]
 
 _WHERE = {
@@ -54,6 +56,8 @@ _WHERE = {
     "register_feed": "feeds",
     "get_feed": "feeds",
     "feed_names": "feeds",
+    "plan_workers": "slots",
+    "task_slots": "slots",
 }
 
 

@@ -23,6 +23,7 @@ models, after ``launch()`` has failed.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 import os
@@ -38,6 +39,8 @@ import uuid
 from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
+
+from credspark.errors import SlotsError, jvm_root_cause
 
 if TYPE_CHECKING:  # pragma: no cover
     from credspark.distributed._context import WorkerContext
@@ -403,6 +406,34 @@ class _Watchdog(threading.Thread):
             return
 
 
+#: Seconds the launcher waits for a cancelled run to stop before it gives up on it.
+_CANCEL_GRACE_S = 20.0
+
+
+def _launch_error(
+    exc: BaseException, error_dir: str, num_workers: int, timeout_s: float, watchdog: _Watchdog
+) -> Exception:
+    """The readable error for a failed TorchDistributor run: the worker's own, else the root cause."""
+    recorded = _worker_error(error_dir, num_workers)
+    if recorded is not None:
+        return recorded
+    text = str(exc)
+    info = _error_from_text(text)
+    if info is not None:
+        return _as_worker_error(info)
+    died = _launcher_death(text)
+    if died is not None:
+        return died
+    if watchdog.reason == "timeout":
+        return TrainingTimeoutError(
+            f"distributed training did not finish within {timeout_s:g} s ({watchdog.snapshot or 'no status'})"
+        )
+    cause = jvm_root_cause(text)
+    if cause is not None and cause.startswith("BarrierJobSlotsNumberCheckFailed"):
+        return SlotsError(f"{cause} ({num_workers} training workers, distributed.num_workers)")
+    return WorkerError(-1, type(exc).__name__, cause or text[-4000:])
+
+
 def _launch_torch_distributor(
     train_fn: TrainFn,
     *,
@@ -413,55 +444,75 @@ def _launch_torch_distributor(
     args: tuple[Any, ...],
     run_dir: str | None,
 ) -> Any:
-    from pyspark import cloudpickle
+    from pyspark import InheritableThread, cloudpickle
     from pyspark.ml.torch.distributor import TorchDistributor
     from pyspark.sql import SparkSession
+
+    from credspark.distributed.slots import SLOTS_HINT, barrier_tasks, task_slots, wait_for_slots
 
     spark = SparkSession.getActiveSession()
     if spark is None:
         raise RuntimeError("backend 'torch_distributor' needs an active SparkSession (see build_session)")
     sc = spark.sparkContext
-    if not local_mode and num_workers > sc.defaultParallelism:
-        # A barrier stage needs all its tasks running at once; with too few slots Spark keeps retrying the
-        # submission (minutes) before failing, and the watchdog would only stop it at timeout_s.
-        logger.warning(
-            "torch_distributor: %d workers but the cluster reports %d task slots; the barrier stage may not start",
-            num_workers, sc.defaultParallelism,
-        )  # fmt: skip
+    started = time.monotonic()
+    if not local_mode:
+        # A barrier stage needs all its tasks running at once. Spark retries a submission with too few slots
+        # for about ten minutes before failing, and that wait cannot be cancelled: so count first, waiting
+        # (within timeout_s) for executors that are still registering or coming back.
+        tasks = barrier_tasks(sc, num_workers, use_gpu)
+        count = wait_for_slots(sc, tasks, float(timeout_s))
+        if count.free < tasks:
+            raise SlotsError(
+                f"BarrierJobSlotsNumberCheckFailed: {num_workers} training workers need {tasks} task slots at once "
+                f"(distributed.num_workers) but {count.free} are free ({count.capacity} in all on {count.executors} "
+                f"executor(s)) after waiting {time.monotonic() - started:.0f} s: {SLOTS_HINT}"
+            )
     if run_dir:
         Path(run_dir).mkdir(parents=True, exist_ok=True)
     error_dir = tempfile.mkdtemp(prefix="credspark-launch-", dir=run_dir)
     tag = f"credspark-train-{uuid.uuid4().hex[:12]}"
     distributor = TorchDistributor(num_processes=num_workers, local_mode=local_mode, use_gpu=use_gpu)
-    watchdog = _Watchdog(sc, tag, error_dir, timeout_s)
-    sc.setInterruptOnCancel(True)
-    sc.addJobTag(tag)
+    remaining = max(1.0, float(timeout_s) - (time.monotonic() - started))
+    watchdog = _Watchdog(sc, tag, error_dir, remaining)
+    outcome: dict[str, Any] = {}
+
+    def submit() -> None:
+        # Job tags and interrupt-on-cancel are thread-local properties: set in the thread that submits.
+        sc.setInterruptOnCancel(True)
+        sc.addJobTag(tag)
+        try:
+            payload = cloudpickle.dumps((train_fn, tuple(args)))
+            outcome["result"] = distributor.run(_torch_worker_entry, payload, use_gpu, float(timeout_s), error_dir)
+        except BaseException as exc:  # noqa: BLE001 - handed to the launching thread
+            outcome["error"] = exc
+        finally:
+            # A run given up on (see below) ends later, possibly after the context stopped.
+            with contextlib.suppress(Exception):
+                sc.removeJobTag(tag)
+
+    runner = InheritableThread(submit, name="credspark-launch", daemon=True)
     watchdog.start()
-    started = time.monotonic()
+    runner.start()
     try:
-        payload = cloudpickle.dumps((train_fn, tuple(args)))
-        result = distributor.run(_torch_worker_entry, payload, use_gpu, float(timeout_s), error_dir)
-    except Exception as exc:
-        watchdog.done.set()
-        watchdog.join()
-        recorded = _worker_error(error_dir, num_workers)
-        if recorded is not None:
-            raise recorded from exc
-        info = _error_from_text(str(exc))
-        if info is not None:
-            raise _as_worker_error(info) from exc
-        died = _launcher_death(str(exc))
-        if died is not None:
-            raise died from exc
-        if watchdog.reason == "timeout":
+        # The watchdog cancels the job at the deadline; a job still in Spark's barrier-slot retries ignores
+        # that, so the wait for it is bounded here and the thread is left behind (it ends with the JVM).
+        runner.join(remaining + _CANCEL_GRACE_S)
+        if runner.is_alive():
+            count = task_slots(sc)
             raise TrainingTimeoutError(
-                f"distributed training did not finish within {timeout_s:g} s ({watchdog.snapshot or 'no status'})"
-            ) from exc
-        raise WorkerError(-1, type(exc).__name__, str(exc)[-4000:]) from exc
+                f"distributed training did not finish within {timeout_s:g} s and did not stop when cancelled "
+                f"({num_workers} workers; {count.free} free task slots of {count.capacity}; "
+                f"{watchdog.snapshot or _cluster_snapshot(sc)})"
+            )
+        if "error" in outcome:
+            exc = outcome["error"]
+            watchdog.done.set()
+            watchdog.join()
+            raise _launch_error(exc, error_dir, num_workers, timeout_s, watchdog) from exc
     finally:
         watchdog.done.set()
-        sc.removeJobTag(tag)
         shutil.rmtree(error_dir, ignore_errors=True)
+    result = outcome["result"]
     logger.info("torch_distributor: %d workers finished in %.1f s", num_workers, time.monotonic() - started)
     return result
 

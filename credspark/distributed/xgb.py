@@ -39,7 +39,8 @@ from credspark.distributed._xgb_worker import (
     WorkerTask,
     worker_partition,
 )
-from credspark.errors import ConfigError, CredsparkError
+from credspark.distributed.slots import SLOTS_HINT, wait_for_slots
+from credspark.errors import ConfigError, CredsparkError, SlotsError, jvm_root_cause
 from credspark.models.focal_xgb import FocalXGBClassifier
 
 __all__ = [
@@ -148,16 +149,20 @@ def _root_cause(exc: BaseException) -> str:
     lines = [ln.strip() for ln in text.splitlines() if WORKER_ERROR_PREFIX in ln]
     # Prefer a worker's own error over a peer's report that it lost the collective.
     own = [ln for ln in lines if PEER_FAILURE_NOTE not in ln]
-    chosen = (own or lines or [text.strip().splitlines()[0] if text.strip() else type(exc).__name__])[0]
+    first = text.strip().splitlines()[0] if text.strip() else type(exc).__name__
+    chosen = (own or lines or [jvm_root_cause(text) or first])[0]
     return chosen[chosen.find(WORKER_ERROR_PREFIX) :] if WORKER_ERROR_PREFIX in chosen else chosen
 
 
-def _check_slots(df: DataFrame, num_workers: int) -> None:
-    slots = df.sparkSession.sparkContext.defaultParallelism
-    if num_workers > slots:
-        # A barrier stage needs all its tasks at once; Spark would otherwise retry for minutes.
-        raise ConfigError(
-            f"xgb.num_workers={num_workers} exceeds the {slots} task slots of this Spark application"
+def _check_slots(df: DataFrame, num_workers: int, wait_s: float) -> None:
+    """Refuse a barrier stage that cannot get its slots (Spark would retry the submission for ~10 minutes)."""
+    sc = df.sparkSession.sparkContext
+    count = wait_for_slots(sc, num_workers, wait_s)
+    if num_workers > count.free:
+        raise SlotsError(
+            f"xgb.num_workers={num_workers} needs {num_workers} task slots at once (a barrier stage) but this Spark "
+            f"application has {count.free} free ({count.capacity} in all on {count.executors} executor(s)): "
+            f"{SLOTS_HINT}"
         )
 
 
@@ -188,11 +193,13 @@ def train_distributed(
 
     Raises:
         DistributedXGBError: A worker failed (message = its error), or the workers' models differ.
-        ConfigError: ``num_workers`` does not fit the cluster.
+        ConfigError: ``num_workers`` is below 1.
+        SlotsError: ``num_workers`` does not fit the free task slots (after waiting up to ``timeout_s`` for
+            executors to register).
     """
     if num_workers < 1:
         raise ConfigError(f"xgb.num_workers must be >= 1, got {num_workers}")
-    _check_slots(df, num_workers)
+    _check_slots(df, num_workers, float(timeout_s))
     spark = df.sparkSession
     conf = spark.sparkContext.getConf()
     host = host or tracker_host(conf.get, spark.sparkContext.master)

@@ -37,6 +37,7 @@ from pyspark.sql import Column, DataFrame, SparkSession
 from pyspark.sql import functions as F
 
 from credspark.config import Config
+from credspark.distributed.slots import plan_workers
 from credspark.errors import QualityGateError
 from credspark.evaluation import (
     BASELINE_NAME,
@@ -133,6 +134,7 @@ def train_model(spark: SparkSession, cfg: Config, request: TrainRequest, run: Ru
     Raises:
         QualityGateError: The model was stored but failed the quality gate (exit code 5).
     """
+    cfg = plan_workers(spark, cfg)  # every distributed stage's workers fit the free slots; 'auto' resolved
     tc = cfg.train
     plan = check_train_request(cfg, request)
     version = model_version(plan.dates, run.run_id)

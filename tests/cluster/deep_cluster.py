@@ -47,7 +47,7 @@ def main(work_dir: str) -> dict:
     out: dict = {}
     t0 = time.perf_counter()
     spark = build_session(
-        SparkConfig(master="local-cluster[2,1,1024]", shuffle_partitions=4, driver_memory="1g",
+        SparkConfig(master="local-cluster[2,1,1024]", shuffle_partitions=4, driver_memory="1g", ui_enabled=False,
                     conf={"spark.executor.memory": "1g"}),
         "deep-cluster", work_dir,
     )  # fmt: skip

@@ -74,7 +74,8 @@ def second_driver(warehouse: str) -> None:
 
     logging.basicConfig(level=logging.WARNING, stream=sys.stderr)
     spark = build_session(
-        SparkConfig(master="local[2]", shuffle_partitions=4, driver_memory="1g", conf=CONF), "second-driver", warehouse
+        SparkConfig(master="local[2]", shuffle_partitions=4, driver_memory="1g", ui_enabled=False, conf=CONF),
+        "second-driver", warehouse,
     )
     print(json.dumps({"ready": True}), flush=True)
     for line in sys.stdin:
@@ -329,7 +330,8 @@ def main(work_dir: str) -> dict:
     t0 = time.perf_counter()
     second = SecondDriver(work, wh)
     spark = build_session(
-        SparkConfig(master=MASTER, shuffle_partitions=4, driver_memory="1g", conf=CONF), "reliability", str(wh)
+        SparkConfig(master=MASTER, shuffle_partitions=4, driver_memory="1g", ui_enabled=False, conf=CONF),
+        "reliability", str(wh),
     )
     out["session_s"] = round(time.perf_counter() - t0, 1)
     score = ["--score-date", D1.isoformat(), "--warehouse", str(wh), *SCORE_SETTINGS]

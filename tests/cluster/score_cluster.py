@@ -77,7 +77,8 @@ def main(work_dir: str) -> dict:
                   "spark.databricks.delta.snapshotPartitions": "2"}
     out: dict = {}
     t0 = time.perf_counter()
-    spark = build_session(SparkConfig(master=MASTER, shuffle_partitions=4, driver_memory="1g", conf=spark_conf),
+    spark = build_session(SparkConfig(master=MASTER, shuffle_partitions=4, driver_memory="1g", ui_enabled=False,
+                                      conf=spark_conf),
                           "score_portfolio", wh)
     # local-cluster registers its executors after the session is up: under load that took longer than
     # building the session (seen in CI: 0 executors counted right after build_session).

@@ -221,7 +221,7 @@ def main(work_dir: str) -> dict:
     work = Path(work_dir)
     out: dict = {}
     t0 = time.perf_counter()
-    spark = build_session(SparkConfig(master=MASTER, shuffle_partitions=4, driver_memory="1g",
+    spark = build_session(SparkConfig(master=MASTER, shuffle_partitions=4, driver_memory="1g", ui_enabled=False,
                                       conf={"spark.executor.memory": "1g"}), "xgb-cluster", str(work / "warehouse"))
     from tests.cluster.harness import wait_for_executors
 
