@@ -347,6 +347,21 @@ class TrainConfig:
     champion_metric: Literal["auc", "ks"] = _f(
         "auc", "Validation metric that picks the champion among the candidates (never the test part)."
     )
+    tuning_trials: int = _f(
+        20,
+        "Trials of the bounded search (Optuna TPE; credspark.models.tuning) of each tree-only candidate's depth, "
+        "learning rate, min child weight, subsample, colsample and L1/L2 regularisation on the validation part; "
+        "0 = no tuning (the xgb section's values).",
+    )
+    tuning_timeout_s: float = _f(60.0, "Seconds of search per tree-only candidate at most.")
+    tuning_max_rows: int = _f(
+        200_000, "Training + validation rows the search runs on (on the driver, picked by a seeded hash)."
+    )
+    monotone: dict[str, int] = _f(
+        {},
+        "Monotone constraints of the tree-only candidates: {static feature: 1 (risk never falls as it rises) or -1}; "
+        "e.g. worst_delinquency_3m: 1, months_delinquent_6m: 1, months_since_delinquency_12m: -1.",
+    )
     champion_margin: float = _f(
         0.003,
         "A candidate at most this far below the best validation metric counts as equal; the simplest of those "

@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
-__all__ = ["DEMO_SETTINGS", "demo_argv", "print_demo_summary"]
+__all__ = ["DEMO_SETTINGS", "champion_line", "demo_argv", "print_demo_summary"]
 
 #: The demo's dates: features for a training date (its 12-month label horizon has ended inside the
 #: generated window) and for the scoring date (the window's last month end, labels unknown).
@@ -28,7 +29,7 @@ def demo_argv(warehouse: str, customers: int, *, train: bool = True) -> list[tup
 
 
 def print_demo_summary(warehouse: str) -> None:
-    """Print where the demo's tables, run summaries, model bundle and report are."""
+    """Print where the demo's tables, run summaries, model bundle and report are, and which champion it holds."""
     wh = Path(warehouse).resolve()
     print("\ncredspark demo finished. Outputs:")
     for name in ("customers", "transactions", "statements", "outcomes", "features", "scores", "score_runs"):
@@ -42,3 +43,24 @@ def print_demo_summary(warehouse: str) -> None:
         print(f"  model bundle       {bundle}")
         for report in sorted(bundle.glob("*.html")):
             print(f"  training report    {report}")
+        line = champion_line(bundle)
+        if line:
+            print(f"  champion           {line}")
+
+
+def champion_line(bundle: Path) -> str | None:
+    """One line naming a published bundle's champion, its test AUC against the baseline's, and why it won.
+
+    Args:
+        bundle: A bundle directory with ``metrics.json`` (None when it has none or lists no candidates).
+    """
+    path = bundle / "metrics.json"
+    if not path.is_file():
+        return None
+    doc = json.loads(path.read_text())
+    champ = doc.get("candidates")
+    if not champ:
+        return None
+    gate = doc.get("gate") or {}
+    return (f"{champ['name']}: test AUC {gate.get('test_auc', float('nan')):.4f} (plain XGBoost baseline "
+            f"{gate.get('baseline_auc', float('nan')):.4f}); {champ['reason']}")

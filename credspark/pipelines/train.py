@@ -5,18 +5,20 @@ Steps (each a function below, timed as a stage of the run summary):
 1. ``read``: the feature rows of the ``--as-of`` dates with a label; the FeatureSpec from the table.
 2. ``split``: train / validation / test by time or stratified at random (:mod:`._train_data`); the plan and
    the counts are recorded, and the row-level assignment is written to the ``train_splits`` table.
-3. ``deep``: ACTGAN oversampling of the training part and ResNet-LSTM training with
-   ``credspark.pipelines.train_deep`` (launcher, feed, workers and GPU from the ``distributed`` section).
+3. ``deep`` (only when ``paper`` is in ``train.candidates``): ACTGAN oversampling of the training part and
+   ResNet-LSTM training with ``credspark.pipelines.train_deep`` (launcher, feed, workers and GPU from the
+   ``distributed`` section).
    ACTGAN needs finite inputs, so for this step only, missing static values are filled with the value the
    ResNet-LSTM's scaling gives a missing input at scoring time. Generated rows exist in the training part only.
 4. ``embed``: embeddings of every part on the executors (model loaded once per Python worker).
 5. ``xgb``: focal XGBoost on the embeddings over Spark barrier tasks (:mod:`credspark.distributed.xgb`);
    ``baseline``: a plain XGBoost (``binary:logistic``) on the raw static features (+ flattened sequences)
-   of the real training rows, through the same distributed path.
-6. ``score`` / ``evaluate``: probabilities on the executors; the calibration map (``train.calibration``,
+   of the real training rows, through the same distributed path; ``candidates``: the tree-only candidates of
+   ``train.candidates`` on the static features (:mod:`credspark.pipelines.candidates`).
+6. ``score`` / ``evaluate``: probabilities on the executors; the champion is chosen on the validation part
+   (:mod:`credspark.models.champion`); its calibration map (``train.calibration``,
    :mod:`credspark.models.calibration`) is fitted on the validation part, the thresholds are chosen on
-   validation, the metrics computed on test, for the calibrated and the uncalibrated model (only label and
-   probabilities reach the driver).
+   validation, the metrics computed on test for every model (only label and probabilities reach the driver).
 7. ``distributions``: the training part's distributions of the top static features and of the score
    (quantile bins, Spark aggregates) for drift monitoring.
 8. ``publish``: the bundle in ``<warehouse>/models/<name>/<version>/`` with ``report.html`` and
@@ -48,7 +50,7 @@ from credspark.config import Config
 from credspark.errors import ConfigError, InputError, MissingDataError, QualityGateError
 from credspark.io.runs import RunSummary
 from credspark.io.tables import safe_child
-from credspark.models.calibration import Calibrator, fit_calibrator, margin_from_pd
+from credspark.models.calibration import Calibrator
 from credspark.models.spec import FeatureSpec
 from credspark.pipelines._train_data import (
     KEY_COLS,
@@ -94,7 +96,6 @@ BASELINE_NAME = "plain XGBoost baseline"
 
 _VALID_COL = "is_valid"
 _RAW_COL = "raw_features"
-_PD, _PD_BASE = "pd", "pd_baseline"
 
 
 # ------------------------------------------------------------------------------------------------ read
@@ -422,7 +423,7 @@ def _write_split(spark: SparkSession, cfg: Config, rows: DataFrame, run_id: str,
 class _Fitted:
     """The two XGBoost models of a run and their inputs' layout."""
 
-    focal: Any  # FocalXGBClassifier, fitted over the workers
+    focal: Any  # FocalXGBClassifier, fitted over the workers (None when the paper pipeline is not a candidate)
     baseline: Any  # DistributedXGBResult of the plain XGBoost
     width: int  # classifier input width (embedding [+ raw static])
     raw_names: list[str]  # the baseline's input names
@@ -458,12 +459,14 @@ def _fit_step(emb: DataFrame, spec: FeatureSpec, width: int, cfg: Config, summar
     fitting = emb.where(F.col(PART_COL).isin(PART_TRAIN, PART_VALID))
     n_raw = spec.n_static if tc.use_raw_static else 0
     names = [f"emb_{i}" for i in range(width - n_raw)] + (spec.static_names if tc.use_raw_static else [])
-    with summary.stage("xgb"):
-        focal = fit_focal_xgb(fitting, _focal_estimator(cfg, names), num_workers=xc.num_workers,
-                              key_cols=KEY_COLS, timeout_s=xc.timeout_s, host=xc.tracker_host)
-        summary.details["xgb"] = {"best_iteration": focal.best_iteration_,
-                                  "worker_rows": focal.distributed_.worker_rows,
-                                  "worker_seconds": focal.distributed_.worker_seconds}
+    focal = None
+    if width:  # width 0: no embedding, the paper pipeline is not a candidate
+        with summary.stage("xgb"):
+            focal = fit_focal_xgb(fitting, _focal_estimator(cfg, names), num_workers=xc.num_workers,
+                                  key_cols=KEY_COLS, timeout_s=xc.timeout_s, host=xc.tracker_host)
+            summary.details["xgb"] = {"best_iteration": focal.best_iteration_,
+                                      "worker_rows": focal.distributed_.worker_rows,
+                                      "worker_seconds": focal.distributed_.worker_seconds}
     raw_names = raw_feature_names(spec, tc.baseline_with_seq)
     with summary.stage("baseline"):
         real = fitting.where(~F.col(SYNTHETIC_COL)).select(*KEY_COLS, F.col(_RAW_COL).alias("features"), "label",
@@ -474,42 +477,6 @@ def _fit_step(emb: DataFrame, spec: FeatureSpec, width: int, cfg: Config, summar
                                  key_cols=KEY_COLS, timeout_s=xc.timeout_s, host=xc.tracker_host)
         summary.details["baseline"] = {"best_iteration": base.best_iteration}
     return _Fitted(focal, base, width, raw_names)
-
-
-def _score_step(emb: DataFrame, fitted: _Fitted, spec: FeatureSpec, cfg: Config) -> DataFrame:
-    """Real rows with both models' probabilities (``pd``, ``pd_baseline``), computed on the executors; lazy."""
-    from credspark.distributed.embed import with_scores
-
-    models = {_PD: (fitted.focal.to_booster_bytes(), "features", fitted.width),
-              _PD_BASE: (fitted.baseline.model, _RAW_COL, len(fitted.raw_names))}
-    keep = [*KEY_COLS, *spec.static_names, PART_COL, "label"]
-    return with_scores(emb.where(~F.col(SYNTHETIC_COL)), models, keep=keep, nthread=cfg.xgb.nthread)
-
-
-def _evaluate_step(
-    scored: DataFrame, counts: Mapping[str, Mapping[str, int]], cfg: Config
-) -> tuple[Evaluation, Calibrator]:
-    """Fit the calibration map on the validation rows, then evaluate the three models.
-
-    Brings (part, label, pd, pd_baseline) of the validation and test rows to the driver; the models are the
-    calibrated focal XGBoost, the uncalibrated one (unless ``train.calibration`` is ``none``) and the baseline.
-    """
-    n_eval = sum(counts[p]["0"] + counts[p]["1"] for p in (PART_VALID, PART_TEST))
-    if n_eval > cfg.train.max_eval_rows:
-        raise ConfigError(f"{n_eval} validation + test rows exceed train.max_eval_rows={cfg.train.max_eval_rows}")
-    # Only labels and probabilities reach the driver; the metrics do not depend on row order.
-    pdf = scored.where(F.col(PART_COL).isin(PART_VALID, PART_TEST)).select(PART_COL, "label", _PD, _PD_BASE).toPandas()
-    parts, y, raw = pdf[PART_COL].to_numpy(), pdf["label"].to_numpy(), pdf[_PD].to_numpy()
-    is_valid = parts == PART_VALID
-    try:
-        cal = fit_calibrator(cfg.train.calibration, margin_from_pd(raw[is_valid]), y[is_valid])
-    except ValueError as exc:
-        raise InputError(f"train.calibration={cfg.train.calibration!r} on the {PART_VALID} part: {exc}") from exc
-    scores = {MODEL_NAME: cal.pd_from_raw_pd(raw)}
-    if cal.method != "none":
-        scores[UNCALIBRATED_NAME] = raw
-    scores[BASELINE_NAME] = pdf[_PD_BASE].to_numpy()
-    return evaluate(parts, y, scores), cal
 
 
 def calibrated_pd_column(cal: Calibrator, raw_pd: Column) -> Column:
@@ -541,13 +508,13 @@ def _calibration_summary(cal: Calibrator) -> dict[str, Any]:
     return d
 
 
-def _calibration_note(cal: Calibrator, ev: Evaluation) -> str:
-    """One line for the report: the map and what it did to the test Brier score."""
+def _calibration_note(cal: Calibrator, ev: Evaluation, name: str = MODEL_NAME) -> str:
+    """One line for the report: the map and what it did to the test Brier score (``name``: the published model)."""
     if cal.method == "none":
-        return "calibration: none (train.calibration); pd = sigmoid(margin) of the focal XGBoost."
+        return f"calibration: none (train.calibration); pd = sigmoid(margin) of the {name}."
     how = (f"pd = sigmoid({cal.slope:.4g} * margin + {cal.intercept:.4g})" if cal.method == "platt"
            else f"{len(cal.knots_margin)} knots")
-    before, after = ev.metrics[UNCALIBRATED_NAME], ev.metrics[MODEL_NAME]
+    before, after = ev.metrics[f"{name}, uncalibrated"], ev.metrics[name]
     return (f"calibration: {cal.method} fitted on {cal.n_fit:,} validation rows ({how}); test Brier "
             f"{before['brier']:.4f} -> {after['brier']:.4f}, mean pd {before['mean_score']:.4f} -> "
             f"{after['mean_score']:.4f} (observed default rate {after['positive_rate']:.4f}).")
@@ -582,22 +549,30 @@ class _Outcome:
     distributions: dict[str, Any]
     real_vs_generated: dict[str, tuple[np.ndarray, np.ndarray]] | None
     imputed: dict[str, dict[str, float]]
+    champion: Any  # credspark.pipelines.candidates.Champion
+    trees: dict[str, Any]  # the fitted tree-only candidates
 
 
 def _publish(o: _Outcome, cfg: Config, summary: RunSummary) -> Any:
     """Write the bundle, report.html and metrics.json; move ``current`` only when the gate passed."""
     from credspark.io.model_store import model_dir, set_current
     from credspark.models.bundle import save_bundle
+    from credspark.pipelines.candidates import champion_model, champion_report, report_models
     from credspark.reporting import TrainingReport, write_report
 
     tc, focal, base = cfg.train, o.fitted.focal, o.fitted.baseline
+    # ---- champion (credspark.pipelines.candidates): what the bundle holds, what the report shows
+    champ = o.champion
+    embedder, classifier, use_raw_static = champion_model(champ, focal, o.trees, o.deep.embedder, tc.use_raw_static)
+    histories, best_rounds, importances = report_models(focal, o.trees, base, BASELINE_NAME)
+    # ----
     target = model_dir(cfg.warehouse.path, tc.model_name, o.version)
     n_generated = int(o.deep.details.get("generated_rows", 0))
     metadata = {
         "run_id": summary.run_id,
         "version": o.version,
         "git_commit": os.environ.get("CREDSPARK_GIT_COMMIT"),
-        "threshold": o.ev.metrics[MODEL_NAME]["threshold"],
+        "threshold": o.ev.metrics[champ.name]["threshold"],
         "metrics": {name: {k: v for k, v in m.items() if k != "calibration"} for name, m in o.ev.metrics.items()},
         "gate": o.gate,
         "training_data": {
@@ -611,11 +586,12 @@ def _publish(o: _Outcome, cfg: Config, summary: RunSummary) -> Any:
             "distributions": o.distributions,
         },
         "deep_backend": o.deep.backend,
-        "xgb": {"best_iteration": focal.best_iteration_, "num_workers": cfg.xgb.num_workers},
+        "xgb": {"best_iteration": classifier.best_iteration_, "num_workers": cfg.xgb.num_workers},
+        "champion": champ.to_dict(),
         "preprocessing": {"deep_step_imputation": o.imputed, "note": _IMPUTATION_NOTE},
     }
-    save_bundle(target, spec=o.spec, embedder=o.deep.embedder, classifier=focal, metadata=metadata,
-                use_raw_static=tc.use_raw_static, calibration=o.cal, created_at=summary.started_at)
+    save_bundle(target, spec=o.spec, embedder=embedder, classifier=classifier, metadata=metadata,
+                use_raw_static=use_raw_static, calibration=o.cal, created_at=summary.started_at)
     spec = o.spec
     report = TrainingReport(
         title=f"credspark training run {o.version}",
@@ -634,12 +610,12 @@ def _publish(o: _Outcome, cfg: Config, summary: RunSummary) -> Any:
         config=_config_summary(cfg),
         gan_history=o.deep.gan_history,
         resnet_history=o.deep.resnet_history,
-        xgb_histories={MODEL_NAME: focal.evals_result_, BASELINE_NAME: base.evals_result},
-        xgb_best={MODEL_NAME: focal.best_iteration_, BASELINE_NAME: base.best_iteration},
-        importances={f"{MODEL_NAME} (total gain)": _importance(focal.booster_),
-                     f"{BASELINE_NAME} (total gain)": _importance(base.booster())},
+        xgb_histories=histories,
+        xgb_best=best_rounds,
+        importances=importances,
         real_vs_generated=o.real_vs_generated,
-        notes=[f"deep step: {o.deep.backend}", _calibration_note(o.cal, o.ev)]
+        candidates=champion_report(champ, o.trees),
+        notes=[f"champion: {champ.reason}", f"deep step: {o.deep.backend}", _calibration_note(o.cal, o.ev, champ.name)]
         + ([f"{_IMPUTATION_NOTE} Imputed: "
             + ", ".join(f"{k} = {v['value']:.4g} ({v['missing_share']:.1%} missing)" for k, v in o.imputed.items())]
            if o.imputed else []),
@@ -666,7 +642,18 @@ def train_model(spark: SparkSession, cfg: Config, args: argparse.Namespace, summ
     Raises:
         QualityGateError: The model was stored but failed the quality gate (exit code 5).
     """
+    from credspark.pipelines.candidates import (
+        configured_candidates,
+        evaluate_candidates,
+        fit_tree_candidates,
+        score_candidates,
+        score_col,
+        without_deep_models,
+    )
+
     tc = cfg.train
+    candidates = configured_candidates(cfg)  # ---- candidates: checked before Spark work starts
+    with_paper = any(c.needs_embedder for c in candidates)
     dates, validation_as_of = _dates_from_args(args)
     plan = plan_split(dates, validation_as_of, tc)
     version = model_version(plan.dates, summary.run_id)
@@ -690,22 +677,33 @@ def train_model(spark: SparkSession, cfg: Config, args: argparse.Namespace, summ
             summary.counts |= {f"{p}_{c}": n for p, cc in counts.items() for c, n in cc.items()}
             _check_counts(counts)
             _write_split(spark, cfg, rows, summary.run_id, version)
-        with summary.stage("deep"):
-            imputed = _deep_imputation(rows, spec)
-            summary.details["deep_imputation"] = imputed
-            deep = _deep_step(spark, rows.transform(with_imputed_static(imputed)), spec, cfg, str(work_dir))
-            summary.counts["generated_rows"] = int(deep.details.get("generated_rows", 0))
-            summary.details["deep"] = {"backend": deep.backend, **deep.details}
-        with summary.stage("embed"):
-            emb = keep(_embed_step(rows, deep, spec, cfg))
-            width = _count_embedded(emb, summary)
+        if with_paper:
+            with summary.stage("deep"):
+                imputed = _deep_imputation(rows, spec)
+                summary.details["deep_imputation"] = imputed
+                deep = _deep_step(spark, rows.transform(with_imputed_static(imputed)), spec, cfg, str(work_dir))
+                summary.counts["generated_rows"] = int(deep.details.get("generated_rows", 0))
+                summary.details["deep"] = {"backend": deep.backend, **deep.details}
+            with summary.stage("embed"):
+                emb = keep(_embed_step(rows, deep, spec, cfg))
+                width = _count_embedded(emb, summary)
+        else:  # ---- candidates: no deep model needed
+            imputed, width = {}, 0
+            deep, emb = without_deep_models(rows, spec, cfg)
+            emb = keep(emb)
         fitted = _fit_step(emb, spec, width, cfg, summary)
+        # ---- candidates (credspark.pipelines.candidates): fit the tree-only ones, score all, champion on validation
+        with summary.stage("candidates"):
+            trees = fit_tree_candidates(emb, spec, candidates, cfg, summary)
         with summary.stage("score"):
-            scored = keep(_score_step(emb, fitted, spec, cfg))
+            scored = keep(score_candidates(emb, spec, fitted.focal, width, trees, fitted.baseline,
+                                           len(fitted.raw_names), cfg))
         with summary.stage("evaluate"):
-            ev, cal = _evaluate_step(scored, counts, cfg)
+            ev, cal, champ = evaluate_candidates(scored, counts, candidates, cfg)
+            summary.details["champion"] = champ.to_dict()
+            # ----
             summary.details["calibration"] = _calibration_summary(cal)
-            gate = gate_decision(ev.metrics[MODEL_NAME]["auc"], ev.metrics[BASELINE_NAME]["auc"],
+            gate = gate_decision(ev.metrics[champ.name]["auc"], ev.metrics[BASELINE_NAME]["auc"],
                                  tc.min_test_auc, tc.max_auc_below_baseline)
             summary.details["metrics"] = {name: {k: m[k] for k in ("auc", "ks", "recall", "f1", "brier")}
                                           for name, m in ev.metrics.items()}
@@ -713,7 +711,7 @@ def train_model(spark: SparkSession, cfg: Config, args: argparse.Namespace, summ
         top = _top_static(spec, _importance(fitted.baseline.booster()), tc.drift_features)
         with summary.stage("distributions"):
             dist_cols: dict[str, Column] = {n: F.col(n).cast("double") for n in top}
-            pd_col = calibrated_pd_column(cal, F.col(_PD))  # what scoring writes: the calibrated pd
+            pd_col = calibrated_pd_column(cal, F.col(score_col(champ.key)))  # what scoring writes: the calibrated pd
             dist_cols |= {"pd": pd_col, "score": _points(pd_col, cfg)}
             dists = training_distributions(scored.where(F.col(PART_COL) == PART_TRAIN), dist_cols, tc.drift_bins,
                                            tc.quantile_error)
@@ -722,7 +720,7 @@ def train_model(spark: SparkSession, cfg: Config, args: argparse.Namespace, summ
             real_vs_generated = _real_vs_generated(rows, deep, spec, columns, tc)
         with summary.stage("publish"):
             target = _publish(_Outcome(plan, version, spec, counts, deep, fitted, ev, cal, gate, top, dists,
-                                       real_vs_generated, imputed), cfg, summary)
+                                       real_vs_generated, imputed, champ, trees), cfg, summary)
     finally:
         for df in persisted:
             df.unpersist()
@@ -731,5 +729,6 @@ def train_model(spark: SparkSession, cfg: Config, args: argparse.Namespace, summ
     if not gate["passed"]:
         raise QualityGateError(f"model {tc.model_name} version {version} stored at {target} but not published: "
                                + "; ".join(gate["reasons"]))
-    log.info("published %s version %s (test AUC %.4f)", tc.model_name, version, gate["test_auc"])
+    log.info("published %s version %s, champion %s (test AUC %.4f)", tc.model_name, version, champ.name,
+             gate["test_auc"])
     return 0
