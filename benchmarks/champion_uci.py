@@ -127,6 +127,26 @@ def _table(rows: list[dict[str, Any]]) -> str:
     return "\n".join(lines)
 
 
+def _summary(rows: list[dict[str, Any]]) -> dict[str, float]:
+    return {"champion_auc_mean": statistics.fmean(r["champion_auc"] for r in rows),
+            "champion_ks_mean": statistics.fmean(r["champion_ks"] for r in rows),
+            "paired_auc_diff_min": min(r["paired_auc_diff"] for r in rows),
+            "paired_auc_diff_mean": statistics.fmean(r["paired_auc_diff"] for r in rows)}
+
+
+def _write_results(a: argparse.Namespace, rows: list[dict[str, Any]], seeds: list[int]) -> None:
+    s = _summary(rows)
+    done = "" if len(rows) == len(seeds) else f" ({len(rows)} of the {len(seeds)} seeds asked for had finished)"
+    body = (f"`python benchmarks/champion_uci.py --seeds {a.seeds}{' --quick' if a.quick else ''}"
+            + "".join(f" --set '{o}'" for o in a.overrides) + f"` (`{a.master}`, the jobs end to end){done}.\n\n"
+            + _table(rows) + "\n\n"
+            + f"Mean champion test AUC {s['champion_auc_mean']:.4f}, KS {s['champion_ks_mean']:.4f}; paired AUC "
+            f"difference (champion - raw-column XGBoost) min {s['paired_auc_diff_min']:+.4f}, mean "
+            f"{s['paired_auc_diff_mean']:+.4f}.")
+    write_section(REPO / "docs" / "results.md", "The published champion on UCI (benchmarks/champion_uci.py)", body,
+                  marker="champion-uci")
+
+
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--warehouse", default=str(REPO / "warehouse" / "bench_champion_uci"))
@@ -137,7 +157,8 @@ def main() -> None:
     p.add_argument("--quick", action="store_true", help="small deep models (the paper candidate is then weak)")
     p.add_argument("--reuse", action="store_true", help="skip ingest + features when the features table exists")
     p.add_argument("--set", dest="overrides", action="append", default=[], help="extra train config, key=value")
-    p.add_argument("--write-results", action="store_true", help="write the table into docs/results.md")
+    p.add_argument("--write-results", action="store_true",
+                   help="write the table into docs/results.md (after every seed)")
     a = p.parse_args()
 
     from credspark.config import SparkConfig
@@ -175,26 +196,16 @@ def main() -> None:
                    "candidates": champ["candidates"], "reason": champ["reason"], "train_exit": code,
                    "train_s": secs, "gate_baseline_auc": doc["gate"]["baseline_auc"]}
             out["per_seed"].append(row)
+            if a.write_results:  # after every seed, so a run cut short still leaves its finished seeds
+                _write_results(a, out["per_seed"], seeds)
             print(f"seed {seed}: champion {row['champion']} test AUC {row['champion_auc']:.4f} KS "
                   f"{row['champion_ks']:.4f}; raw-column XGBoost {row['raw_auc']:.4f}; paired "
                   f"{row['paired_auc_diff']:+.4f} ({secs} s)", file=sys.stderr, flush=True)
     finally:
         spark.stop()
     rows = out["per_seed"]
-    out["champion_auc_mean"] = statistics.fmean(r["champion_auc"] for r in rows)
-    out["champion_ks_mean"] = statistics.fmean(r["champion_ks"] for r in rows)
-    out["paired_auc_diff_min"] = min(r["paired_auc_diff"] for r in rows)
-    out["paired_auc_diff_mean"] = statistics.fmean(r["paired_auc_diff"] for r in rows)
+    out |= _summary(rows)
     print(_table(rows), file=sys.stderr)
-    if a.write_results:
-        body = (f"`python benchmarks/champion_uci.py --seeds {a.seeds}{' --quick' if a.quick else ''}"
-                + "".join(f" --set '{s}'" for s in a.overrides) + "` (local[2], the jobs end to end).\n\n"
-                + _table(rows) + "\n\n"
-                + f"Mean champion test AUC {out['champion_auc_mean']:.4f}, KS {out['champion_ks_mean']:.4f}; paired "
-                f"AUC difference (champion - raw-column XGBoost) min {out['paired_auc_diff_min']:+.4f}, mean "
-                f"{out['paired_auc_diff_mean']:+.4f}.")
-        write_section(REPO / "docs" / "results.md", "The published champion on UCI (benchmarks/champion_uci.py)",
-                      body, marker="champion-uci")
     emit_json(out)
 
 
