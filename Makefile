@@ -28,7 +28,7 @@ AIRFLOW_STAMP := $(AIRFLOW_VENV)/.installed
 PACK_VENV ?= .venv-pack
 WHEEL := dist/credspark-0.1.0-py3-none-any.whl
 
-.PHONY: help venv jars demo test test-cluster pack test-fast lint bench bench-features bench-models bench-train bench-scoring bench-deep dist clean \
+.PHONY: help venv jars demo test test-cluster pack test-fast lint bench bench-features bench-models bench-train bench-champion bench-scoring bench-deep dist clean \
 	horovod venv-compat jars-compat test-compat bench-paper jars-s3a venv-s3 test-s3 venv-airflow test-airflow
 
 help: ## list the targets
@@ -99,13 +99,16 @@ test-fast: venv jars ## unit tests only
 lint: venv ## ruff (style + docstrings)
 	$(VENV)/bin/ruff check credspark jobs tests benchmarks
 
-bench: bench-features bench-models bench-train bench-scoring ## all benchmarks (long; not part of make test)
+bench: bench-features bench-models bench-train bench-champion bench-scoring ## all benchmarks (long; not part of make test)
 
 bench-features: venv jars ## Spark feature build vs DuckDB on generated portfolios
 	$(PY) benchmarks/features.py
 
 bench-train: venv jars ## the training job on the UCI features, stage times and metrics vs baseline
 	$(PY) benchmarks/train_uci.py
+
+bench-champion: venv jars ## the published champion vs plain XGBoost on the raw UCI columns, split seeds 0..4
+	$(PY) benchmarks/champion_uci.py
 
 bench-scoring: venv jars ## Spark scoring vs the in-process limit
 	$(PY) benchmarks/scoring.py

@@ -158,7 +158,14 @@ class FeaturesConfig:
     T: int = _f(12, "Months in the behaviour sequence (6 for UCI).")
     windows: tuple[int, ...] = _f((1, 3, 6, 12), "Rolling windows (months) of the static aggregates.")
     horizon_months: int = _f(12, "Label = default within this many months after the as-of date.")
-    version: str = _f("1", "Feature-set version stored as a table property and in every row.")
+    version: str = _f(
+        "2", "Feature-set version stored as a table property and in every row (2: with the behaviour group)."
+    )
+    behaviour: bool = _f(
+        True,
+        "Build the behaviour group (credspark.features.behaviour): paid / previous bill, months since the last "
+        "delinquency, pay-ratio trend, bill and payment volatility, cash-advance and fee shares, per window.",
+    )
     channels: tuple[str, ...] | None = _f(
         None, "Sequence channels to build; null = every channel the sources support."
     )
@@ -374,6 +381,35 @@ class TrainConfig:
     )
     baseline_with_seq: bool = _f(
         True, "The plain XGBoost baseline sees the flattened sequences as well as the static features."
+    )
+    candidates: tuple[str, ...] = _f(
+        ("paper", "focal_static", "plain_static"),
+        "Models fitted and compared (credspark.models.champion): 'paper' (ACTGAN -> ResNet-LSTM -> focal XGBoost "
+        "on the embedding), 'focal_static' (focal XGBoost on the static features, no deep models), "
+        "'plain_static' (binary:logistic XGBoost on the static features). Without 'paper' no deep model is trained.",
+    )
+    champion_metric: Literal["auc", "ks"] = _f(
+        "auc", "Validation metric that picks the champion among the candidates (never the test part)."
+    )
+    tuning_trials: int = _f(
+        20,
+        "Trials of the bounded search (Optuna TPE; credspark.models.tuning) of each tree-only candidate's depth, "
+        "learning rate, min child weight, subsample, colsample and L1/L2 regularisation on the validation part; "
+        "0 = no tuning (the xgb section's values).",
+    )
+    tuning_timeout_s: float = _f(60.0, "Seconds of search per tree-only candidate at most.")
+    tuning_max_rows: int = _f(
+        200_000, "Training + validation rows the search runs on (on the driver, picked by a seeded hash)."
+    )
+    monotone: dict[str, int] = _f(
+        {},
+        "Monotone constraints of the tree-only candidates: {static feature: 1 (risk never falls as it rises) or -1}; "
+        "e.g. worst_delinquency_3m: 1, months_delinquent_6m: 1, months_since_delinquency_12m: -1.",
+    )
+    champion_margin: float = _f(
+        0.003,
+        "A candidate at most this far below the best validation metric counts as equal; the simplest of those "
+        "(plain_static, then focal_static, then paper) is the champion.",
     )
     embed_batch_size: int = _f(1024, "Rows per ResNet-LSTM forward pass when embedding on the executors.")
     min_test_auc: float = _f(0.65, "Quality gate: the test AUC must reach this floor for 'current' to move.")

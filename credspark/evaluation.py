@@ -112,13 +112,13 @@ def calibration_summary(cal: Calibrator) -> dict[str, Any]:
     return d
 
 
-def calibration_note(cal: Calibrator, ev: Evaluation) -> str:
-    """One line for the report: the map and what it did to the test Brier score."""
+def calibration_note(cal: Calibrator, ev: Evaluation, name: str = MODEL_NAME) -> str:
+    """One line for the report: the map and what it did to the test Brier score (``name``: the published model)."""
     if cal.method == "none":
-        return "calibration: none (train.calibration); pd = sigmoid(margin) of the focal XGBoost."
+        return f"calibration: none (train.calibration); pd = sigmoid(margin) of the {name}."
     how = (f"pd = sigmoid({cal.slope:.4g} * margin + {cal.intercept:.4g})" if cal.method == "platt"
            else f"{len(cal.knots_margin)} knots")
-    before, after = ev.metrics[UNCALIBRATED_NAME], ev.metrics[MODEL_NAME]
+    before, after = ev.metrics[f"{name}, uncalibrated"], ev.metrics[name]
     return (f"calibration: {cal.method} fitted on {cal.n_fit:,} validation rows ({how}); test Brier "
             f"{before['brier']:.4f} -> {after['brier']:.4f}, mean pd {before['mean_score']:.4f} -> "
             f"{after['mean_score']:.4f} (observed default rate {after['positive_rate']:.4f}).")

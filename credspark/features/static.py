@@ -81,16 +81,24 @@ def _months_delinquent(w: int | None) -> Column:
     return F.sum(F.when(F.col("k") < w, (F.col("delinquency") >= 1).cast("int")))
 
 
-def _util_trend(w: int | None) -> Column:
-    # Least squares of y = utilisation on x = -k (the month number, later months larger), with the usual
-    # closed form; a window with < 2 points (or all in one month) has a zero denominator: null.
-    inside = (F.col("k") < w) & F.col("utilisation").isNotNull()
+def monthly_slope(w: int | None, value: Column) -> Column:
+    """Least-squares slope of ``value`` on the month number over the last ``w`` months (per month; > 0 = rising).
+
+    An aggregate over rows with ``k``; rows where ``value`` is null are skipped; fewer than 2 points (or all in
+    one month) give null.
+    """
+    # y = value on x = -k (later months larger), with the usual closed form; a zero denominator gives null.
+    inside = (F.col("k") < w) & value.isNotNull()
     x = F.when(inside, -F.col("k").cast("double"))
-    y = F.when(inside, F.col("utilisation"))
+    y = F.when(inside, value)
     n = F.count(x).cast("double")
     sx, sy, sxy, sxx = F.sum(x), F.sum(y), F.sum(x * y), F.sum(x * x)
     den = n * sxx - sx * sx
     return F.when(den != 0, (n * sxy - sx * sy) / den)
+
+
+def _util_trend(w: int | None) -> Column:
+    return monthly_slope(w, F.col("utilisation"))
 
 
 _FEATURES: tuple[_Feature, ...] = (
@@ -120,31 +128,46 @@ _FEATURES: tuple[_Feature, ...] = (
 PROFILE_FEATURES: tuple[str, ...] = tuple(f.stem for f in _FEATURES if f.source == "customers")
 
 
-def _expand(present: set[str], windows: Sequence[int]) -> Iterable[tuple[str, _Feature, int | None, bool]]:
-    """(name, feature, window, available) for every static column, in table order."""
-    for f in _FEATURES:
+def _expand(present: set[str], windows: Sequence[int], features: Sequence[_Feature] = _FEATURES
+            ) -> Iterable[tuple[str, _Feature, int | None, bool]]:
+    """(name, feature, window, available) for every column of ``features``, in table order."""
+    for f in features:
         available = f.source == "any" or f.source in present
         if not f.windowed:
             yield f.stem, f, None, available
             continue
         for w in windows:
             if w >= f.min_window:
-                upper = float(w) if f.stem == "months_delinquent" else f.upper
+                upper = float(w) if f.stem in _UPPER_IS_WINDOW else f.upper
                 yield f"{f.stem}_{w}m", _with_upper(f, upper), w, available
+
+
+#: Windowed counts of months whose upper bound is the window length.
+_UPPER_IS_WINDOW = ("months_delinquent", "months_since_delinquency")
 
 
 def _with_upper(f: _Feature, upper: float | None) -> _Feature:
     return f if upper == f.upper else replace(f, upper=upper)
 
 
+def _groups(behaviour: bool) -> tuple[_Feature, ...]:
+    if not behaviour:
+        return _FEATURES
+    from credspark.features.behaviour import BEHAVIOUR_FEATURES
+
+    return _FEATURES + BEHAVIOUR_FEATURES
+
+
 def static_features(
-    present_sources: Iterable[str], windows: Sequence[int]
+    present_sources: Iterable[str], windows: Sequence[int], *, behaviour: bool = False
 ) -> tuple[list[StaticFeature], dict[str, list[str]]]:
     """The static columns the sources allow, and those left out because their source is absent.
 
     Args:
         present_sources: Names of the input tables that exist.
         windows: Window lengths in months (config ``features.windows``).
+        behaviour: Append the behaviour group (:mod:`credspark.features.behaviour`, config
+            ``features.behaviour``). Defaults to False.
 
     Returns:
         ``(features, left_out)``: StaticFeature entries in column order, and left-out names keyed by source.
@@ -152,7 +175,7 @@ def static_features(
     present = set(present_sources)
     out: list[StaticFeature] = []
     left_out: dict[str, list[str]] = {}
-    for name, f, _, available in _expand(present, windows):
+    for name, f, _, available in _expand(present, windows, _groups(behaviour)):
         if available:
             out.append(StaticFeature(name, f.kind, f.categories, f.lower, f.upper))
         else:
@@ -160,12 +183,14 @@ def static_features(
     return out, left_out
 
 
-def static_aggregations(present_sources: Iterable[str], windows: Sequence[int]) -> list[Column]:
+def static_aggregations(present_sources: Iterable[str], windows: Sequence[int], *, behaviour: bool = False
+                        ) -> list[Column]:
     """Aggregate expressions for the behaviour features (per customer and as-of date).
 
     Args:
         present_sources: Names of the input tables that exist.
         windows: Window lengths in months.
+        behaviour: Append the behaviour group (:mod:`credspark.features.behaviour`). Defaults to False.
 
     Returns:
         Named aggregate columns over rows with ``k`` and the monthly activity columns (profile columns are
@@ -174,7 +199,7 @@ def static_aggregations(present_sources: Iterable[str], windows: Sequence[int]) 
     present = set(present_sources)
     return [
         f.build(w).cast(f.dtype).alias(name)
-        for name, f, w, available in _expand(present, windows)
+        for name, f, w, available in _expand(present, windows, _groups(behaviour))
         if available and f.build is not None
     ]
 

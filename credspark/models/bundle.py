@@ -4,7 +4,9 @@ Layout::
 
     <bundle>/manifest.json              format version, FeatureSpec, parameters, calibration, metadata, sha256 of
                                         every file
-    <bundle>/embedder/...               files written by the embedder's own save(directory) (safetensors + JSON)
+    <bundle>/embedder/...               files written by the embedder's own save(directory) (safetensors + JSON);
+                                        absent in a tree-only bundle (manifest ``embedder`` null: the classifier
+                                        reads the raw static features alone)
     <bundle>/classifier/focal_xgb.ubj   XGBoost booster as UBJSON
     <bundle>/classifier/focal_xgb.json  classifier parameters
 
@@ -53,9 +55,10 @@ __all__ = [
 ]
 
 BUNDLE_FORMAT = "credspark-bundle"
-BUNDLE_FORMAT_VERSION = 2
-#: Versions :func:`load_bundle` reads: 1 = before calibration (read as ``sigmoid(margin)``), 2 = with ``calibration``.
-READABLE_FORMAT_VERSIONS = (1, 2)
+BUNDLE_FORMAT_VERSION = 3
+#: Versions :func:`load_bundle` reads: 1 = before calibration (read as ``sigmoid(margin)``), 2 = with ``calibration``,
+#: 3 = the embedder may be null (a tree-only model on the raw static features).
+READABLE_FORMAT_VERSIONS = (1, 2, 3)
 MANIFEST_FILE = "manifest.json"
 _EMBEDDER_DIR = "embedder"
 _CLASSIFIER_DIR = "classifier"
@@ -222,7 +225,7 @@ def save_bundle(
     directory: str | Path,
     *,
     spec: FeatureSpec,
-    embedder: Embedder,
+    embedder: Embedder | None,
     classifier: FocalXGBClassifier,
     metadata: dict[str, Any],
     use_raw_static: bool = False,
@@ -235,8 +238,10 @@ def save_bundle(
     Args:
         directory: Target directory; must not exist yet (bundles are immutable versions).
         spec: The FeatureSpec the models were trained on.
-        embedder: A fitted embedder whose class is in the registry (``ResNetLSTM``).
-        classifier: The fitted focal XGBoost on the embedding (plus raw static columns if ``use_raw_static``).
+        embedder: A fitted embedder whose class is in the registry (``ResNetLSTM``), or None for a tree-only
+            bundle: the classifier then reads the raw static features alone (``use_raw_static`` is implied).
+        classifier: The fitted XGBoost on the embedding (plus raw static columns if ``use_raw_static``), or on the
+            static features when ``embedder`` is None.
         metadata: JSON-serialisable description, stored verbatim under ``metadata``. Conventional keys:
             ``preprocessing``, ``metrics``, ``training_data``, ``git_commit`` (also copied to ``code_version``).
         use_raw_static: Whether the classifier input is the embedding followed by the raw static block.
@@ -261,14 +266,21 @@ def save_bundle(
         raise FileExistsError(f"bundle directory {target} already exists")
     if not isinstance(classifier, FocalXGBClassifier) or not hasattr(classifier, "booster_"):
         raise ValueError("classifier must be a fitted FocalXGBClassifier")
-    kind = _embedder_kind(embedder, EMBEDDERS if registry is None else registry)
-    embedder_spec = getattr(embedder, "spec", None)
-    if embedder_spec is not None:
-        spec.check_compatible(embedder_spec, what="embedder")
-    n_raw = spec.n_static if use_raw_static else 0
-    embedding_dim = classifier.n_features_in_ - n_raw
-    if embedding_dim < 1:
-        raise ValueError(f"classifier has {classifier.n_features_in_} features; cannot hold {n_raw} raw static ones")
+    if embedder is None:
+        kind, use_raw_static, embedding_dim = None, True, classifier.n_features_in_ - spec.n_static
+        if embedding_dim != 0:
+            raise ValueError(f"tree-only bundle: classifier has {classifier.n_features_in_} features, the spec "
+                             f"{spec.n_static} static ones")
+    else:
+        kind = _embedder_kind(embedder, EMBEDDERS if registry is None else registry)
+        embedder_spec = getattr(embedder, "spec", None)
+        if embedder_spec is not None:
+            spec.check_compatible(embedder_spec, what="embedder")
+        n_raw = spec.n_static if use_raw_static else 0
+        embedding_dim = classifier.n_features_in_ - n_raw
+        if embedding_dim < 1:
+            raise ValueError(f"classifier has {classifier.n_features_in_} features; cannot hold {n_raw} raw static "
+                             "ones")
     feature_names = [f"emb_{i}" for i in range(embedding_dim)] + (spec.static_names if use_raw_static else [])
     if classifier.feature_names is not None and list(classifier.feature_names) != feature_names:
         raise ValueError(f"classifier.feature_names {list(classifier.feature_names)} != bundle names {feature_names}")
@@ -278,22 +290,25 @@ def save_bundle(
     target.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(prefix=f".{target.name}.tmp-", dir=target.parent))
     try:
-        (tmp / _EMBEDDER_DIR).mkdir()
         (tmp / _CLASSIFIER_DIR).mkdir()
-        emb_files = _component_files(tmp / _EMBEDDER_DIR, list(embedder.save(tmp / _EMBEDDER_DIR)), "embedder")
+        emb_files = []
+        if embedder is not None:
+            (tmp / _EMBEDDER_DIR).mkdir()
+            emb_files = _component_files(tmp / _EMBEDDER_DIR, list(embedder.save(tmp / _EMBEDDER_DIR)), "embedder")
         clf_files = _component_files(tmp / _CLASSIFIER_DIR, list(classifier.save(tmp / _CLASSIFIER_DIR)), "classifier")
         emb_files = [f"{_EMBEDDER_DIR}/{f}" for f in emb_files]
         clf_files = [f"{_CLASSIFIER_DIR}/{f}" for f in clf_files]
         get_params = getattr(embedder, "get_params", None)
         manifest = {
             "format": BUNDLE_FORMAT,
-            "format_version": BUNDLE_FORMAT_VERSION,
+            # Only a tree-only bundle needs format 3; with an embedder it stays readable by format-2 readers.
+            "format_version": BUNDLE_FORMAT_VERSION if embedder is None else 2,
             "created_at": created_at or _dt.datetime.now(_dt.UTC).isoformat(timespec="seconds"),
             "code_version": {"credspark": __version__, "git_commit": metadata.get("git_commit")},
             "feature_spec": spec.to_dict(),
             "use_raw_static": bool(use_raw_static),
             "feature_names": feature_names,
-            "embedder": {
+            "embedder": None if embedder is None else {
                 "kind": kind,
                 "embedding_dim": embedding_dim,
                 "files": emb_files,
@@ -328,7 +343,7 @@ class Bundle:
     Attributes:
         spec: The bundle's FeatureSpec.
         manifest: The parsed manifest.
-        embedder: The loaded embedder.
+        embedder: The loaded embedder, or None for a tree-only bundle (``embedding_dim`` 0).
         classifier: The loaded FocalXGBClassifier.
         calibrator: The margin -> probability map (identity for format 1 bundles).
         use_raw_static: Whether the raw static block follows the embedding in the classifier input.
@@ -341,7 +356,7 @@ class Bundle:
         *,
         spec: FeatureSpec,
         manifest: dict[str, Any],
-        embedder: Embedder,
+        embedder: Embedder | None,
         classifier: FocalXGBClassifier,
         path: Path,
         calibrator: Calibrator = IDENTITY,
@@ -353,7 +368,7 @@ class Bundle:
         self.calibrator = calibrator
         self.use_raw_static = bool(manifest["use_raw_static"])
         self.feature_names: list[str] = list(manifest["feature_names"])
-        self.embedding_dim = int(manifest["embedder"]["embedding_dim"])
+        self.embedding_dim = 0 if manifest["embedder"] is None else int(manifest["embedder"]["embedding_dim"])
         self.path = path
 
     def embed(self, static: np.ndarray, dynamic: np.ndarray, mask: np.ndarray) -> np.ndarray:
@@ -365,12 +380,14 @@ class Bundle:
             mask: ``(n, T)`` month mask (1 = observed).
 
         Returns:
-            ``(n, embedding_dim)`` float32 embeddings.
+            ``(n, embedding_dim)`` float32 embeddings (no columns in a tree-only bundle).
         """
         static = np.asarray(static, dtype=np.float32)
         dynamic = np.asarray(dynamic, dtype=np.float32)
         mask = np.asarray(mask)
         self.spec.validate_arrays(static, dynamic, mask)
+        if self.embedder is None:
+            return np.zeros((static.shape[0], 0), dtype=np.float32)
         emb = np.asarray(self.embedder.embed(static, dynamic, mask), dtype=np.float32)
         if emb.shape != (static.shape[0], self.embedding_dim):
             raise BundleError(
@@ -422,7 +439,7 @@ class Bundle:
         return self.classifier.contributions(self.classifier_input(static, dynamic, mask))
 
     def __repr__(self) -> str:
-        kind = self.manifest["embedder"]["kind"]
+        kind = "tree-only" if self.manifest["embedder"] is None else self.manifest["embedder"]["kind"]
         return f"Bundle(path={str(self.path)!r}, kind={kind!r}, features={len(self.feature_names)})"
 
 
@@ -521,20 +538,29 @@ def load_bundle(
             expected_spec.check_compatible(spec, what=f"bundle {root} field 'feature_spec'")
         except SpecMismatchError as exc:
             raise BundleSpecError(str(exc)) from exc
-    emb_comp = _component(manifest, "embedder", _EMBEDDER_DIR)
+    tree_only = manifest["embedder"] is None
+    if tree_only and (manifest["format_version"] < 3 or manifest["use_raw_static"] is not True
+                      or manifest["feature_names"] != spec.static_names):
+        raise BundleError(f"{root / MANIFEST_FILE}: field 'embedder' is null, which needs format_version >= 3, "
+                          "use_raw_static true and feature_names equal to the static features")
     clf_comp = _component(manifest, "classifier", _CLASSIFIER_DIR)
-    registry = EMBEDDERS if registry is None else registry
-    if emb_comp["kind"] not in registry:
-        raise BundleError(f"manifest field 'embedder.kind': {emb_comp['kind']!r} is not one of {sorted(registry)}")
     if clf_comp["kind"] != _CLASSIFIER_KIND:
         raise BundleError(f"manifest field 'classifier.kind': {clf_comp['kind']!r}, expected {_CLASSIFIER_KIND!r}")
-    embedder_cls = _resolve(registry[emb_comp["kind"]])
+    embedder_cls = None
+    if not tree_only:
+        emb_comp = _component(manifest, "embedder", _EMBEDDER_DIR)
+        registry = EMBEDDERS if registry is None else registry
+        if emb_comp["kind"] not in registry:
+            raise BundleError(f"manifest field 'embedder.kind': {emb_comp['kind']!r} is not one of {sorted(registry)}")
+        embedder_cls = _resolve(registry[emb_comp["kind"]])
 
     with tempfile.TemporaryDirectory(prefix="credspark-bundle-") as staging_name:
         staging = Path(staging_name)
         _verified_copy(root, manifest, staging)
+        embedder = None
         try:
-            embedder = embedder_cls.load(staging / _EMBEDDER_DIR, device=device)
+            if embedder_cls is not None:
+                embedder = embedder_cls.load(staging / _EMBEDDER_DIR, device=device)
         except Exception as exc:
             raise BundleError(f"{root / _EMBEDDER_DIR}: embedder failed to load ({type(exc).__name__}: {exc})") from exc
         try:

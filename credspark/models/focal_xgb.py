@@ -269,6 +269,9 @@ class FocalXGBClassifier:
         subsample: Row subsampling per tree. Defaults to 0.8.
         colsample_bytree: Column subsampling per tree. Defaults to 0.8.
         reg_lambda: L2 regularisation on leaf weights. Defaults to 1.0.
+        reg_alpha: L1 regularisation on leaf weights. Defaults to 0.0.
+        monotone_constraints: One of -1 / 0 / 1 per input (XGBoost's ``monotone_constraints``: 1 = the margin
+            never falls as the input rises), or None. Defaults to None.
         early_stopping_rounds: Stop when the last ``eval_set`` entry's focal loss has not improved for this
             many rounds; ignored without ``eval_set``; None disables it. Defaults to 50.
         hess_floor: Positive lower clip for the hessian. Defaults to 1e-6.
@@ -290,6 +293,8 @@ class FocalXGBClassifier:
         subsample: float = 0.8,
         colsample_bytree: float = 0.8,
         reg_lambda: float = 1.0,
+        reg_alpha: float = 0.0,
+        monotone_constraints: Sequence[int] | None = None,
         early_stopping_rounds: int | None = 50,
         hess_floor: float = 1e-6,
         tree_method: str = "hist",
@@ -306,6 +311,8 @@ class FocalXGBClassifier:
         self.subsample = subsample
         self.colsample_bytree = colsample_bytree
         self.reg_lambda = reg_lambda
+        self.reg_alpha = reg_alpha
+        self.monotone_constraints = monotone_constraints
         self.early_stopping_rounds = early_stopping_rounds
         self.hess_floor = hess_floor
         self.tree_method = tree_method
@@ -324,6 +331,8 @@ class FocalXGBClassifier:
         "subsample",
         "colsample_bytree",
         "reg_lambda",
+        "reg_alpha",
+        "monotone_constraints",
         "early_stopping_rounds",
         "hess_floor",
         "tree_method",
@@ -335,8 +344,9 @@ class FocalXGBClassifier:
     def get_params(self) -> dict[str, Any]:
         """Constructor parameters as a JSON-safe dict."""
         params = {name: getattr(self, name) for name in self._PARAM_NAMES}
-        if params["feature_names"] is not None:
-            params["feature_names"] = list(params["feature_names"])
+        for key in ("feature_names", "monotone_constraints"):
+            if params[key] is not None:
+                params[key] = list(params[key])
         return params
 
     def xgb_params(self, base_score: float) -> dict[str, Any]:
@@ -363,6 +373,10 @@ class FocalXGBClassifier:
             "disable_default_eval_metric": 1,
             "verbosity": 0,
         }
+        if self.reg_alpha:
+            params["alpha"] = self.reg_alpha
+        if self.monotone_constraints is not None:
+            params["monotone_constraints"] = "(" + ",".join(str(int(v)) for v in self.monotone_constraints) + ")"
         if self.n_jobs is not None:
             params["nthread"] = self.n_jobs
         if self.random_state is not None:

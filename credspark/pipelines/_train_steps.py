@@ -18,19 +18,13 @@ from pyspark.sql import Column, DataFrame, SparkSession
 from pyspark.sql import functions as F
 
 from credspark.config import Config
-from credspark.errors import ConfigError, InputError, MissingDataError
+from credspark.errors import InputError, MissingDataError
 from credspark.evaluation import (
-    BASELINE_NAME,
-    MODEL_NAME,
-    PART_TEST,
     PART_TRAIN,
     PART_VALID,
     PARTS,
-    UNCALIBRATED_NAME,
-    Evaluation,
-    evaluate,
 )
-from credspark.models.calibration import Calibrator, fit_calibrator, margin_from_pd
+from credspark.models.calibration import Calibrator
 from credspark.models.spec import FeatureSpec
 from credspark.pipelines._train_data import (
     KEY_COLS,
@@ -60,11 +54,8 @@ __all__ = [
     "embed_step",
     "count_embedded",
     "fit_step",
-    "score_step",
-    "evaluate_step",
     "calibrated_pd_column",
     "real_vs_generated",
-    "PD",
 ]
 
 
@@ -297,7 +288,7 @@ def write_split(spark: SparkSession, cfg: Config, rows: DataFrame, run_id: str, 
 class Fitted:
     """The two XGBoost models of a run and their inputs' layout."""
 
-    focal: Any  # FocalXGBClassifier, fitted over the workers
+    focal: Any  # FocalXGBClassifier, fitted over the workers (None when the paper pipeline is not a candidate)
     baseline: Any  # DistributedXGBResult of the plain XGBoost
     width: int  # classifier input width (embedding [+ raw static])
     raw_names: list[str]  # the baseline's input names
@@ -333,10 +324,12 @@ def fit_step(emb: DataFrame, spec: FeatureSpec, width: int, cfg: Config, run: Ru
     fitting = emb.where(F.col(PART_COL).isin(PART_TRAIN, PART_VALID))
     n_raw = spec.n_static if tc.use_raw_static else 0
     names = [f"emb_{i}" for i in range(width - n_raw)] + (spec.static_names if tc.use_raw_static else [])
-    with run.stage("xgb"):
-        focal = fit_focal_xgb(fitting, _focal_estimator(cfg, names), num_workers=xc.num_workers,
-                              key_cols=KEY_COLS, timeout_s=xc.timeout_s, host=xc.tracker_host)
-        run.details["xgb"] = {"best_iteration": focal.best_iteration_,
+    focal = None
+    if width:  # width 0: no embedding, the paper pipeline is not a candidate
+        with run.stage("xgb"):
+            focal = fit_focal_xgb(fitting, _focal_estimator(cfg, names), num_workers=xc.num_workers,
+                                  key_cols=KEY_COLS, timeout_s=xc.timeout_s, host=xc.tracker_host)
+            run.details["xgb"] = {"best_iteration": focal.best_iteration_,
                                   "worker_rows": focal.distributed_.worker_rows,
                                   "worker_seconds": focal.distributed_.worker_seconds}
     raw_names = raw_feature_names(spec, tc.baseline_with_seq)
@@ -349,42 +342,6 @@ def fit_step(emb: DataFrame, spec: FeatureSpec, width: int, cfg: Config, run: Ru
                                  key_cols=KEY_COLS, timeout_s=xc.timeout_s, host=xc.tracker_host)
         run.details["baseline"] = {"best_iteration": base.best_iteration}
     return Fitted(focal, base, width, raw_names)
-
-
-def score_step(emb: DataFrame, fitted: Fitted, spec: FeatureSpec, cfg: Config) -> DataFrame:
-    """Real rows with both models' probabilities (``pd``, ``pd_baseline``), computed on the executors; lazy."""
-    from credspark.distributed.embed import with_scores
-
-    models = {PD: (fitted.focal.to_booster_bytes(), "features", fitted.width),
-              PD_BASE: (fitted.baseline.model, _RAW_COL, len(fitted.raw_names))}
-    keep = [*KEY_COLS, *spec.static_names, PART_COL, "label"]
-    return with_scores(emb.where(~F.col(SYNTHETIC_COL)), models, keep=keep, nthread=cfg.xgb.nthread)
-
-
-def evaluate_step(
-    scored: DataFrame, counts: Mapping[str, Mapping[str, int]], cfg: Config
-) -> tuple[Evaluation, Calibrator]:
-    """Fit the calibration map on the validation rows, then evaluate the three models.
-
-    Brings (part, label, pd, pd_baseline) of the validation and test rows to the driver; the models are the
-    calibrated focal XGBoost, the uncalibrated one (unless ``train.calibration`` is ``none``) and the baseline.
-    """
-    n_eval = sum(counts[p]["0"] + counts[p]["1"] for p in (PART_VALID, PART_TEST))
-    if n_eval > cfg.train.max_eval_rows:
-        raise ConfigError(f"{n_eval} validation + test rows exceed train.max_eval_rows={cfg.train.max_eval_rows}")
-    # Only labels and probabilities reach the driver; the metrics do not depend on row order.
-    pdf = scored.where(F.col(PART_COL).isin(PART_VALID, PART_TEST)).select(PART_COL, "label", PD, PD_BASE).toPandas()
-    parts, y, raw = pdf[PART_COL].to_numpy(), pdf["label"].to_numpy(), pdf[PD].to_numpy()
-    is_valid = parts == PART_VALID
-    try:
-        cal = fit_calibrator(cfg.train.calibration, margin_from_pd(raw[is_valid]), y[is_valid])
-    except ValueError as exc:
-        raise InputError(f"train.calibration={cfg.train.calibration!r} on the {PART_VALID} part: {exc}") from exc
-    scores = {MODEL_NAME: cal.pd_from_raw_pd(raw)}
-    if cal.method != "none":
-        scores[UNCALIBRATED_NAME] = raw
-    scores[BASELINE_NAME] = pdf[PD_BASE].to_numpy()
-    return evaluate(parts, y, scores), cal
 
 
 def calibrated_pd_column(cal: Calibrator, raw_pd: Column) -> Column:
@@ -425,9 +382,3 @@ _VALID_COL = "is_valid"
 
 _RAW_COL = "raw_features"
 
-
-#: Column of the focal XGBoost's uncalibrated probability in the scored rows.
-PD = "pd"
-
-
-PD_BASE = "pd_baseline"

@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
-__all__ = ["DEMO_SETTINGS", "demo_argv", "print_demo_summary"]
+import json
+from typing import Any
+
+__all__ = ["DEMO_SETTINGS", "champion_line", "demo_argv", "print_demo_summary"]
 
 #: The demo's dates: features for a training date (its 12-month label horizon has ended inside the
 #: generated window) and for the scoring date (the window's last month end, labels unknown).
@@ -26,7 +29,7 @@ def demo_argv(warehouse: str, customers: int, *, train: bool = True) -> list[tup
 
 
 def print_demo_summary(warehouse: str) -> None:
-    """Print where the demo's tables, run summaries, model bundle and report are (any warehouse)."""
+    """Print where the demo's tables, run summaries, model bundle and report are (any warehouse), and its champion."""
     from credspark.io import warehouse as wh
     from credspark.io.model_store import current_version, model_dir
 
@@ -46,3 +49,29 @@ def print_demo_summary(warehouse: str) -> None:
         print(f"  model bundle       {bundle}")
         for report in (f for f in wh.list_files(bundle) if f.endswith(".html")):
             print(f"  training report    {wh.join(bundle, report)}")
+        line = champion_line(bundle)
+        if line:
+            print(f"  champion           {line}")
+
+
+def champion_line(bundle: Any) -> str | None:
+    """One line naming a published bundle's champion, its test AUC against the baseline's, and why it won.
+
+    Args:
+        bundle: A bundle location (a folder or a warehouse URI) with ``metrics.json``.
+
+    Returns:
+        The line, or None when the bundle has no ``metrics.json`` or it lists no candidates.
+    """
+    from credspark.io import warehouse as wh
+
+    path = wh.join(bundle, "metrics.json")
+    if not wh.is_file(path):
+        return None
+    doc = json.loads(wh.read_bytes(path))
+    champ = doc.get("candidates")
+    if not champ:
+        return None
+    gate = doc.get("gate") or {}
+    return (f"{champ['name']}: test AUC {gate.get('test_auc', float('nan')):.4f} (plain XGBoost baseline "
+            f"{gate.get('baseline_auc', float('nan')):.4f}); {champ['reason']}")

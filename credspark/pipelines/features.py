@@ -138,7 +138,7 @@ def build_feature_frames(
     channels, left_channels = resolve_channels(fc.channels, present)
     if not channels:
         raise MissingDataError(f"features: none of the channels {fc.channels} has its source table")
-    statics, left_static = static_features(present, fc.windows)
+    statics, left_static = static_features(present, fc.windows, behaviour=fc.behaviour)
     if observed_through is None:
         observed_through = _default_observed_through(inputs)
 
@@ -151,7 +151,7 @@ def build_feature_frames(
         .groupBy(*_IDENTITY)
         .agg(
             *profile_aggregations(present),
-            *static_aggregations(present, fc.windows),
+            *static_aggregations(present, fc.windows, behaviour=fc.behaviour),
             sequence_rows(channels, fc.T),
         )
     )

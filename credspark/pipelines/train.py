@@ -1,27 +1,31 @@
-"""The training job: features -> split -> ACTGAN + ResNet-LSTM -> embeddings -> focal XGBoost -> report -> publish.
+"""The training job: features -> split -> candidates (paper pipeline, tree-only boosters) -> champion -> publish.
 
-Steps (each a function below, timed as a stage of the run summary):
+Steps (each timed as a stage of the run summary; the step functions live in :mod:`._train_steps`,
+:mod:`.candidates` and :mod:`._train_publish`):
 
 1. ``read``: the feature rows of the ``--as-of`` dates with a label; the FeatureSpec from the table.
 2. ``split``: train / validation / test by time or stratified at random (:mod:`._train_data`); the plan and
    the counts are recorded, and the row-level assignment is written to the ``train_splits`` table.
-3. ``deep``: ACTGAN oversampling of the training part and ResNet-LSTM training with
-   ``credspark.pipelines.train_deep`` (launcher, feed, workers and GPU from the ``distributed`` section).
-   ACTGAN needs finite inputs, so for this step only, missing static values are filled with the value the
-   ResNet-LSTM's scaling gives a missing input at scoring time. Generated rows exist in the training part only.
+3. ``deep`` (only when ``paper`` is in ``train.candidates``): ACTGAN oversampling of the training part and
+   ResNet-LSTM training with ``credspark.pipelines.train_deep`` (launcher, feed, workers and GPU from the
+   ``distributed`` section). ACTGAN needs finite inputs, so for this step only, missing static values are
+   filled with the value the ResNet-LSTM's scaling gives a missing input at scoring time. Generated rows exist
+   in the training part only.
 4. ``embed``: embeddings of every part on the executors (model loaded once per Python worker).
 5. ``xgb``: focal XGBoost on the embeddings over Spark barrier tasks (:mod:`credspark.distributed.xgb`);
    ``baseline``: a plain XGBoost (``binary:logistic``) on the raw static features (+ flattened sequences)
-   of the real training rows, through the same distributed path.
-6. ``score`` / ``evaluate``: probabilities on the executors; the calibration map (``train.calibration``,
+   of the real training rows, through the same distributed path; ``candidates``: the tree-only candidates of
+   ``train.candidates`` on the static features, each tuned within its budget first.
+6. ``score`` / ``evaluate``: probabilities on the executors; the champion is chosen on the validation part
+   (:mod:`credspark.models.champion`); its calibration map (``train.calibration``,
    :mod:`credspark.models.calibration`) is fitted on the validation part, the thresholds are chosen on
-   validation, the metrics computed on test, for the calibrated and the uncalibrated model (only label and
-   probabilities reach the driver).
+   validation, the metrics computed on test for every model (only label and probabilities reach the driver).
 7. ``distributions``: the training part's distributions of the top static features and of the score
    (quantile bins, Spark aggregates) for drift monitoring.
-8. ``publish``: the bundle in ``<warehouse>/models/<name>/<version>/`` with ``report.html`` and
-   ``metrics.json`` beside the manifest; ``current`` moves only when the quality gate passes, otherwise
-   the job fails with :class:`~credspark.errors.QualityGateError` (exit code 5).
+8. ``publish``: the champion's bundle in ``<warehouse>/models/<name>/<version>/`` with ``report.html`` and
+   ``metrics.json`` beside the manifest; ``current`` moves only when the quality gate (champion against the
+   plain baseline on test) passes, otherwise the job fails with :class:`~credspark.errors.QualityGateError`
+   (exit code 5).
 
 The version is ``<latest as-of, YYYYMMDD>-<run id>``: the data decide the first part, never the clock.
 """
@@ -62,23 +66,28 @@ from credspark.pipelines._train_data import (
 )
 from credspark.pipelines._train_publish import Outcome, publish
 from credspark.pipelines._train_steps import (
-    PD,
     calibrated_pd_column,
     check_counts,
     count_embedded,
     deep_imputation,
     deep_step,
     embed_step,
-    evaluate_step,
     fit_step,
     gain_importance,
     part_counts,
     read_training_rows,
     real_vs_generated,
-    score_step,
     top_static,
     training_distributions,
     write_split,
+)
+from credspark.pipelines.candidates import (
+    configured_candidates,
+    evaluate_candidates,
+    fit_tree_candidates,
+    score_candidates,
+    score_col,
+    without_deep_models,
 )
 from credspark.runner import JobResult, Run
 from credspark.scoring.scorecard import ScorecardScale, points_column
@@ -136,6 +145,8 @@ def train_model(spark: SparkSession, cfg: Config, request: TrainRequest, run: Ru
     """
     cfg = plan_workers(spark, cfg)  # every distributed stage's workers fit the free slots; 'auto' resolved
     tc = cfg.train
+    candidates = configured_candidates(cfg)
+    with_paper = any(c.needs_embedder for c in candidates)
     plan = check_train_request(cfg, request)
     version = model_version(plan.dates, run.run_id)
     run.details |= {"split": plan.to_dict(), "model_name": tc.model_name, "version": version}
@@ -158,22 +169,31 @@ def train_model(spark: SparkSession, cfg: Config, request: TrainRequest, run: Ru
             run.counts |= {f"{p}_{c}": n for p, cc in counts.items() for c, n in cc.items()}
             check_counts(counts)
             write_split(spark, cfg, rows, run.run_id, version)
-        with run.stage("deep"):
-            imputed = deep_imputation(rows, spec)
-            run.details["deep_imputation"] = imputed
-            deep = deep_step(spark, rows.transform(with_imputed_static(imputed)), spec, cfg, str(work_dir))
-            run.counts["generated_rows"] = int(deep.details.get("generated_rows", 0))
-            run.details["deep"] = {"backend": deep.backend, **deep.details}
-        with run.stage("embed"):
-            emb = keep(embed_step(rows, deep, spec, cfg))
-            width = count_embedded(emb, run)
+        if with_paper:
+            with run.stage("deep"):
+                imputed = deep_imputation(rows, spec)
+                run.details["deep_imputation"] = imputed
+                deep = deep_step(spark, rows.transform(with_imputed_static(imputed)), spec, cfg, str(work_dir))
+                run.counts["generated_rows"] = int(deep.details.get("generated_rows", 0))
+                run.details["deep"] = {"backend": deep.backend, **deep.details}
+            with run.stage("embed"):
+                emb = keep(embed_step(rows, deep, spec, cfg))
+                width = count_embedded(emb, run)
+        else:  # no candidate needs the ResNet-LSTM: no deep model is trained
+            imputed, width = {}, 0
+            deep, emb = without_deep_models(rows, spec, cfg)
+            emb = keep(emb)
         fitted = fit_step(emb, spec, width, cfg, run)
+        with run.stage("candidates"):  # the tree-only candidates, each tuned within its budget
+            trees = fit_tree_candidates(emb, spec, candidates, cfg, run)
         with run.stage("score"):
-            scored = keep(score_step(emb, fitted, spec, cfg))
-        with run.stage("evaluate"):
-            ev, cal = evaluate_step(scored, counts, cfg)
+            scored = keep(score_candidates(emb, spec, fitted.focal, width, trees, fitted.baseline,
+                                           len(fitted.raw_names), cfg))
+        with run.stage("evaluate"):  # the champion is chosen on the validation part only
+            ev, cal, champ = evaluate_candidates(scored, counts, candidates, cfg)
+            run.details["champion"] = champ.to_dict()
             run.details["calibration"] = calibration_summary(cal)
-            gate = gate_decision(ev.metrics[MODEL_NAME]["auc"], ev.metrics[BASELINE_NAME]["auc"],
+            gate = gate_decision(ev.metrics[champ.name]["auc"], ev.metrics[BASELINE_NAME]["auc"],
                                  tc.min_test_auc, tc.max_auc_below_baseline)
             run.details["metrics"] = {name: {k: m[k] for k in ("auc", "ks", "recall", "f1", "brier")}
                                       for name, m in ev.metrics.items()}
@@ -181,7 +201,7 @@ def train_model(spark: SparkSession, cfg: Config, request: TrainRequest, run: Ru
         top = top_static(spec, gain_importance(fitted.baseline.booster()), tc.drift_features)
         with run.stage("distributions"):
             dist_cols: dict[str, Column] = {n: F.col(n).cast("double") for n in top}
-            pd_col = calibrated_pd_column(cal, F.col(PD))  # what scoring writes: the calibrated pd
+            pd_col = calibrated_pd_column(cal, F.col(score_col(champ.key)))  # what scoring writes: calibrated pd
             dist_cols |= {"pd": pd_col, "score": points_column(pd_col, ScorecardScale.of(cfg.score))}
             dists = training_distributions(scored.where(F.col(PART_COL) == PART_TRAIN), dist_cols, tc.drift_bins,
                                            tc.quantile_error)
@@ -190,7 +210,7 @@ def train_model(spark: SparkSession, cfg: Config, request: TrainRequest, run: Ru
             samples = real_vs_generated(rows, deep, spec, columns, tc)
         with run.stage("publish"):
             target = publish(Outcome(plan, version, spec, counts, deep, fitted, ev, cal, gate, top, dists,
-                                      samples, imputed), cfg, run)
+                                      samples, imputed, champ, trees), cfg, run)
     finally:
         for df in persisted:
             df.unpersist()
@@ -199,5 +219,6 @@ def train_model(spark: SparkSession, cfg: Config, request: TrainRequest, run: Ru
     if not gate["passed"]:
         raise QualityGateError(f"model {tc.model_name} version {version} stored at {target} but not published: "
                                + "; ".join(gate["reasons"]))
-    log.info("published %s version %s (test AUC %.4f)", tc.model_name, version, gate["test_auc"])
+    log.info("published %s version %s, champion %s (test AUC %.4f)", tc.model_name, version, champ.name,
+             gate["test_auc"])
     return run.result()

@@ -1,8 +1,9 @@
 """The training report: one self-contained HTML page (plots embedded as base64 PNG) plus a metrics JSON.
 
 :class:`TrainingReport` gathers plain numbers (no Spark objects); :func:`report_figures` draws the plots,
-:func:`render_html` lays them out with the metrics table (model against the plain XGBoost baseline), the
-quality gate's decision, the data and the configuration. Every text from data or config is HTML-escaped.
+:func:`render_html` lays them out with the candidates (validation and test, the champion marked), the metrics
+table (the published model against the second model listed), the quality gate's decision, the data and the
+configuration. Every text from data or config is HTML-escaped.
 """
 
 from __future__ import annotations
@@ -45,7 +46,8 @@ class TrainingReport:
         title: Page title.
         run: Run facts: run_id, model name, version, as-of dates, bundle path, ...
         gate: Quality-gate decision: ``passed`` (bool), ``reasons`` (list), the limits.
-        metrics: ``{model name: credit_report dict}`` on the test part; the first is the candidate.
+        metrics: ``{model name: credit_report dict}`` on the test part; the first is the published model, and the
+            table's difference column compares it with the second.
         y_test: Test labels.
         scores_test: ``{model name: test probabilities}`` (same keys as ``metrics``).
         data: Counts per part and class, synthetic rows, FeatureSpec summary.
@@ -57,6 +59,9 @@ class TrainingReport:
         importances: ``{title: {feature: gain}}``.
         real_vs_generated: ``{column: (real minority values, generated values)}``, or None.
         notes: Free-text remarks (e.g. which training backend ran).
+        candidates: The champion selection (``credspark.pipelines.candidates.Champion.to_dict()``: ``name``,
+            ``metric``, ``margin``, ``reason`` and one ``candidates`` row per candidate with validation and test
+            AUC and KS), or None.
     """
 
     title: str
@@ -74,6 +79,7 @@ class TrainingReport:
     importances: dict[str, dict[str, float]] = field(default_factory=dict)
     real_vs_generated: dict[str, tuple[np.ndarray, np.ndarray]] | None = None
     notes: list[str] = field(default_factory=list)
+    candidates: dict[str, Any] | None = None
 
 
 def report_figures(r: TrainingReport) -> dict[str, bytes]:
@@ -150,6 +156,33 @@ def _metrics_table(metrics: Mapping[str, Mapping[str, Any]]) -> str:
     return f'<table class="metrics"><tr><th>metric</th>{head}{extra}</tr>{"".join(rows)}</table>'
 
 
+def _candidates_table(c: Mapping[str, Any] | None) -> str:
+    """Every candidate side by side on validation and test, the champion marked, and why it won."""
+    if not c:
+        return ""
+    cols = ("valid_auc", "valid_ks", "test_auc", "test_ks")
+    head = "".join(f"<th>{html.escape(k.replace('_', ' '))}</th>" for k in cols)
+    rows = []
+    for r in c.get("candidates", []):
+        mark = "champion" if r.get("champion") else ""
+        cells = "".join(f"<td>{_fmt(r.get(k))}</td>" for k in cols)
+        rows.append(f'<tr><th>{html.escape(str(r.get("name")))}</th><td>{mark}</td>{cells}</tr>')
+    tuning = []
+    for key, t in (c.get("tuning") or {}).items():
+        trials = sorted(t.get("trials", []), key=lambda r: -(r.get("auc") or 0.0))[:10]
+        names = [k for k in (trials[0] if trials else {}) if k not in ("number", "auc", "best_iteration", "seconds")]
+        head_t = "".join(f"<th>{html.escape(n)}</th>" for n in ["trial", "valid auc", "rounds", *names])
+        body = "".join("<tr>" + "".join(f"<td>{_fmt(r.get(k))}</td>" for k in ["number", "auc", "best_iteration",
+                                                                              *names]) + "</tr>" for r in trials)
+        tuning.append(f"<h3>Tuning: {html.escape(str(key))}</h3><p>{len(t.get('trials', []))} trials (stopped by "
+                      f"{html.escape(str(t.get('stopped_by')))}), best validation AUC {_fmt(t.get('best_auc'))}; the "
+                      f"ten best:</p><table class=\"metrics\"><tr>{head_t}</tr>{body}</table>")
+    reason = (f"<p>Chosen on the validation part by {html.escape(str(c.get('metric')))} "
+              f"(simplicity margin {html.escape(str(c.get('margin')))}): {html.escape(str(c.get('reason')))}.</p>")
+    return (f'{reason}<table class="metrics"><tr><th>candidate</th><th></th>{head}</tr>{"".join(rows)}</table>'
+            + "".join(tuning))
+
+
 def _kv_table(d: Mapping[str, Any]) -> str:
     rows = "".join(f"<tr><th>{html.escape(str(k))}</th><td>{_value_html(v)}</td></tr>" for k, v in d.items())
     return f'<table class="kv">{rows}</table>'
@@ -224,6 +257,7 @@ def render_html(r: TrainingReport, figures: Mapping[str, bytes] | None = None) -
         f"<h1>{html.escape(r.title)}</h1>",
         f'<p class="banner {"pass" if passed else "fail"}">Quality gate {html.escape(verdict)}</p>',
         f"<ul>{reasons}</ul>" if reasons else "",
+        "<h2>Candidates</h2>" if r.candidates else "", _candidates_table(r.candidates),
         "<h2>Metrics on the test part</h2>", _metrics_table(r.metrics),
         "<h2>Discrimination</h2>", fig("roc"), fig("ks"),
         "<h2>Scores and thresholds</h2>", fig("score_distribution"), fig("precision_recall"),
@@ -266,6 +300,7 @@ def metrics_document(r: TrainingReport) -> dict[str, Any]:
         "notes": r.notes,
         "curves": {"resnet_lstm": dict(r.resnet_history or {}), "actgan": list(r.gan_history or []),
                    "xgb": r.xgb_histories},
+        "candidates": r.candidates,
     })
 
 

@@ -232,6 +232,8 @@ class ScoringModel:
 
     def _classifier_input(self, static: np.ndarray, dynamic: np.ndarray, mask: np.ndarray) -> np.ndarray:
         b = self.bundle
+        if b.embedder is None:  # a tree-only bundle reads the static block alone
+            return static
         embed = self.embed
         if self._embed_takes_batch:  # one forward pass for the whole model batch
             emb = embed(static, dynamic, mask, batch_size=max(1, static.shape[0]))

@@ -89,14 +89,18 @@ def build_reason_map(
         if att.shape != (len(emb_idx), len(groups)):
             raise ValueError(f"attribution: expected ({len(emb_idx)}, {len(groups)}), got {att.shape}")
     else:
-        groups = [*spec.static_names, EMBEDDING_GROUP] if raw_idx else [EMBEDDING_GROUP]
+        # A tree-only classifier (no emb_<k> input) has no embedding group.
+        groups = ([*spec.static_names] if raw_idx else []) + ([EMBEDDING_GROUP] if emb_idx or not raw_idx else [])
         att = np.zeros((len(emb_idx), len(groups)))
-        att[:, groups.index(EMBEDDING_GROUP)] = 1.0
+        if EMBEDDING_GROUP in groups:
+            att[:, groups.index(EMBEDDING_GROUP)] = 1.0
     matrix = np.zeros((len(feature_names), len(groups)))
     matrix[emb_idx] = att
     for i in raw_idx:
         matrix[i, groups.index(feature_names[i])] += 1.0
     method = ("raw+" if raw_idx else "") + ("attribution" if attribution is not None else "embedding")
+    if not emb_idx and raw_idx:
+        method = "raw"
     return ReasonMap(groups=tuple(groups), matrix=matrix, method=method)
 
 

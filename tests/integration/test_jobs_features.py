@@ -41,9 +41,11 @@ def test_build_features_job_on_a_generated_portfolio(spark, warehouse):
     table = read_table(spark, ref)
     props = get_properties(spark, ref)
     assert props["credspark.T"] == "12" and props["credspark.channels"] == ",".join(SUPPORTED_CHANNELS)
-    assert props["credspark.feature_version"] == "1" and props["credspark.absent_sources"] == ""
+    assert props["credspark.feature_version"] == "2" and props["credspark.absent_sources"] == ""
     spec = spec_from_table(table.schema, props)
     assert {"age", "sex", "credit_limit", "spend_3m", "util_max_6m", "util_trend_12m"} <= set(spec.static_names)
+    assert {"paid_prev_bill_3m", "months_since_delinquency_12m", "pay_ratio_trend_6m", "bill_std_6m",
+            "cash_advance_share_3m", "fee_share_12m"} <= set(spec.static_names)
 
     per_date = s["details"]["per_as_of_date"]
     for day in ("2025-11-30", "2025-12-31"):

@@ -345,3 +345,37 @@ def test_no_file_in_bundle_is_a_pickle(tmp_path, parts):
             head = p.read_bytes()[:2]
             assert head[:1] != b"\x80", p  # pickle protocol >= 2 starts with PROTO (0x80)
     assert os.path.isfile(path / "classifier" / "focal_xgb.ubj")
+
+
+def test_a_tree_only_bundle_round_trips_and_predicts_from_the_static_features(tmp_path, parts):
+    _, _, _, (static, dynamic, mask) = parts
+    _, _, _, y = _data(300, 0)
+    clf = FocalXGBClassifier(n_estimators=8, random_state=0, n_jobs=1, feature_names=SPEC.static_names).fit(static, y)
+    cal = Calibrator("platt", slope=0.8, intercept=-0.2, n_fit=300, positive_rate=0.25)
+    path = _save(tmp_path / "tree", parts, embedder=None, classifier=clf, calibration=cal)
+    m = _manifest(path)
+    assert m["format_version"] == 3 and m["embedder"] is None and m["use_raw_static"] is True
+    assert not (path / "embedder").exists() and all(f.startswith("classifier/") for f in m["files"])
+    bundle = load_bundle(path, expected_spec=SPEC, registry=REGISTRY)
+    assert bundle.embedder is None and bundle.embedding_dim == 0 and bundle.feature_names == SPEC.static_names
+    np.testing.assert_allclose(bundle.predict_proba(static, dynamic, mask),
+                               cal.pd_from_margin(clf.predict_margin(static)))
+    assert bundle.contributions(static[:5], dynamic[:5], mask[:5]).shape == (5, SPEC.n_static + 1)
+    assert "tree-only" in repr(bundle)
+
+
+def test_a_tree_only_bundle_needs_format_3_and_the_static_features(tmp_path, parts):
+    _, _, _, (static, _, _) = parts
+    _, _, _, y = _data(300, 0)
+    clf = FocalXGBClassifier(n_estimators=4, random_state=0, n_jobs=1, feature_names=SPEC.static_names).fit(static, y)
+    path = _save(tmp_path / "tree", parts, embedder=None, classifier=clf)
+    m = _manifest(path)
+    _write_manifest(path, {**m, "format_version": 2})
+    with pytest.raises(BundleError, match="'embedder' is null, which needs format_version >= 3"):
+        load_bundle(path, registry=REGISTRY)
+    _write_manifest(path, {**m, "feature_names": ["limit", "age", "other"]})
+    with pytest.raises(BundleError, match="feature_names equal to the static features"):
+        load_bundle(path, registry=REGISTRY)
+    with pytest.raises(ValueError, match="tree-only bundle: classifier has 3 features, the spec 2"):
+        two = FeatureSpec(static=SPEC.static[:2], channels=SPEC.channels, T=SPEC.T)
+        save_bundle(tmp_path / "bad", spec=two, embedder=None, classifier=clf, metadata={})

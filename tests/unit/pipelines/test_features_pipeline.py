@@ -20,7 +20,7 @@ from credspark.runner import Run
 pytestmark = pytest.mark.spark
 
 D1, D2, D3 = dt.date(2025, 10, 31), dt.date(2025, 11, 30), dt.date(2025, 12, 31)
-SMALL = {"T": 3, "windows": [1, 3], "horizon_months": 1,
+SMALL = {"T": 3, "windows": [1, 3], "horizon_months": 1, "behaviour": False, "version": "1",
          "channels": ["delinquency", "utilisation", "purchase_amount"]}
 
 
@@ -116,6 +116,24 @@ def test_point_in_time_later_events_change_nothing(spark):
     assert_df_equality(again, base, ignore_row_order=True)
     assert base.where(F.col("customer_id") == 2).first().spend_1m == 0.0  # the as-of month's own data is in
     assert base.where(F.col("customer_id") == 2).first().cash_advance_1m == 20.0
+
+
+def test_point_in_time_holds_for_the_behaviour_group(spark):
+    cfg = _cfg(behaviour=True, version="2")
+    base = build_feature_frames(_inputs(spark), [D2], cfg, observed_through=D3)
+    later = _inputs(
+        spark,
+        transactions=TXN_ROWS + [("x1", 1, ts(2025, 12, 1, 0), 1e6, "cash_advance", None),
+                                 ("x2", 1, ts(2025, 12, 2), 1e3, "fee", None)],
+        statements=STMT_ROWS + [(1, dt.date(2025, 12, 1), 9e6, 9e6, 0.0, None, 9)],
+    )
+    again = build_feature_frames(later, [D2], cfg, observed_through=D3).features
+    assert_df_equality(again, base.features, ignore_row_order=True)
+    assert {"paid_prev_bill_3m", "months_since_delinquency_1m", "fee_share_3m"} <= set(base.spec.static_names)
+    row = base.features.where(F.col("customer_id") == 1).first()
+    # November: paid 100 against October's bill 100; delinquent in November itself
+    assert row.paid_prev_bill_3m == pytest.approx(1.0) and row.months_since_delinquency_3m == 0
+    assert row.feature_version == "2"
 
 
 def test_backfill_equals_single_dates(spark):

@@ -79,3 +79,40 @@ def test_metrics_json_is_strict_json(report, figs, tmp_path):
     # NaN is not JSON: it becomes null.
     r = TrainingReport(title="t", run={"x": float("nan")}, gate={}, metrics={}, y_test=np.zeros(0), scores_test={})
     assert metrics_document(r)["run"]["x"] is None
+
+
+def test_the_candidates_table_marks_the_champion_and_metrics_json_keeps_it(report, figs, tmp_path):
+    import dataclasses
+
+    cands = {"name": "plain <XGBoost>", "metric": "auc", "margin": 0.003, "reason": "simpler & as good",
+             "candidates": [
+                 {"name": "plain <XGBoost>", "champion": True, "valid_auc": 0.781, "valid_ks": 0.42,
+                  "test_auc": 0.775, "test_ks": 0.41},
+                 {"name": "paper", "champion": False, "valid_auc": 0.7825, "valid_ks": 0.43, "test_auc": 0.77,
+                  "test_ks": 0.40}]}
+    r = dataclasses.replace(report, candidates=cands)
+    page = render_html(r, figs)
+    table = re.search(r"<h2>Candidates</h2>(.*?)</table>", page, re.S).group(1)
+    assert "simpler &amp; as good" in table and "by auc (simplicity margin 0.003)" in table
+    champ_row = re.search(r"<tr><th>plain &lt;XGBoost&gt;</th>(.*?)</tr>", table).group(1)
+    assert "champion" in champ_row and "0.7810" in champ_row and "0.4100" in champ_row
+    other_row = re.search(r"<tr><th>paper</th>(.*?)</tr>", table).group(1)
+    assert "champion" not in other_row and "0.7825" in other_row
+    _, json_path = write_report(tmp_path, r, figs)
+    assert json.loads(json_path.read_text())["candidates"]["candidates"][0]["champion"] is True
+    assert "<h2>Candidates</h2>" not in render_html(report, figs)
+
+
+def test_the_tuning_trials_are_listed_best_first(report, figs):
+    import dataclasses
+
+    trials = [{"number": i, "auc": 0.70 + 0.01 * (i % 5), "best_iteration": 10 + i, "seconds": 0.1,
+               "max_depth": 2 + i % 4, "learning_rate": 0.05} for i in range(12)]
+    cands = {"name": "m", "metric": "auc", "margin": 0.0, "reason": "r", "candidates": [],
+             "tuning": {"plain_static": {"trials": trials, "stopped_by": "trials", "best_auc": 0.74}}}
+    page = render_html(dataclasses.replace(report, candidates=cands), figs)
+    section = page[page.index("<h3>Tuning: plain_static</h3>"):]
+    assert "12 trials (stopped by trials), best validation AUC 0.7400" in section
+    rows = re.findall(r"<tr><td>(\d+)</td><td>([0-9.]+)</td>", section.split("</table>")[0])
+    assert len(rows) == 10 and float(rows[0][1]) == pytest.approx(0.74)
+    assert [float(a) for _, a in rows] == sorted((float(a) for _, a in rows), reverse=True)

@@ -31,7 +31,17 @@ def bundles(tmp_path_factory):
     raw = publish_tiny_bundle(wh, "m", "raw", SPEC, train, use_raw_static=True, make_current=False)
     platt = Calibrator("platt", slope=0.6, intercept=-1.1, n_fit=100, positive_rate=0.2)
     cal = publish_tiny_bundle(wh, "m", "cal", SPEC, train, make_current=False, calibration=platt)
-    return {"emb": emb_only, "raw": raw, "cal": cal}
+    tree = publish_tiny_bundle(wh, "m", "tree", SPEC, train, make_current=False, calibration=platt,
+                               models=(None, _static_classifier(train)))
+    return {"emb": emb_only, "raw": raw, "cal": cal, "tree": tree}
+
+
+def _static_classifier(train):
+    from credspark.models.focal_xgb import FocalXGBClassifier
+
+    static, _, _, y = arrays_from_frame(train, SPEC, with_label=True)
+    return FocalXGBClassifier(n_estimators=20, max_depth=3, random_state=0, n_jobs=1,
+                              feature_names=SPEC.static_names).fit(static, y)
 
 
 @pytest.fixture(scope="module")
@@ -70,7 +80,7 @@ def test_unsafe_file_names_are_refused_before_anything_is_written(tmp_path):
         P.read_bundle_files(tmp_path)
 
 
-@pytest.mark.parametrize("kind", ["emb", "raw", "cal"])
+@pytest.mark.parametrize("kind", ["emb", "raw", "cal", "tree"])
 def test_scores_equal_the_bundle_predictions_and_follow_the_scorecard(bundles, rows, kind):
     files = P.read_bundle_files(bundles[kind])
     model = P.ScoringModel(P.load_bundle_from_files(files, expected_spec=SPEC))
@@ -93,6 +103,9 @@ def test_scores_equal_the_bundle_predictions_and_follow_the_scorecard(bundles, r
     if kind == "raw":
         assert model.reason_map.method == "raw+attribution"
         assert set(out["reason_1"].dropna()) <= set(groups)
+    if kind == "tree":  # a tree-only bundle: every reason is a named static feature
+        assert model.bundle.embedder is None and model.reason_map.method == "raw"
+        assert groups == tuple(SPEC.static_names) and set(out["reason_1"].dropna()) <= set(groups)
 
 
 def test_scoring_publishes_the_calibrated_pd_and_keeps_the_reasons(bundles, rows):
