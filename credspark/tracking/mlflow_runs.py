@@ -29,6 +29,7 @@ from typing import Any
 from urllib.parse import urlsplit, urlunsplit
 
 from credspark.config import Config
+from credspark.io import warehouse as wh
 from credspark.io.runs import RunSummary
 
 __all__ = ["track_job_run", "flatten_config", "metric_key", "training_metrics"]
@@ -169,13 +170,16 @@ def _log_run(cfg: Config, summary: RunSummary, record: dict[str, Any]) -> None:
         metrics = [Metric(k, v, now, 0) for k, v in _run_numbers(summary).items()]
         bundle = summary.details.get("bundle") if summary.job == "train" else None
         with tempfile.TemporaryDirectory(prefix="credspark-mlflow-") as tmp:
-            if bundle and (Path(bundle) / "metrics.json").is_file():
-                values, curves = training_metrics(json.loads((Path(bundle) / "metrics.json").read_text("utf-8")))
+            if bundle and wh.is_file(wh.join(bundle, "metrics.json")):  # any warehouse: local, s3a://, ...
+                values, curves = training_metrics(json.loads(wh.read_bytes(wh.join(bundle, "metrics.json"))))
                 metrics += [Metric(k, v, now, 0) for k, v in values.items()]
                 metrics += [Metric(k, v, now, step) for k, step, v in curves]
                 for name in _BUNDLE_ARTIFACTS:
-                    if (Path(bundle) / name).is_file():
-                        client.log_artifact(rid, str(Path(bundle) / name), "bundle")
+                    if wh.is_file(wh.join(bundle, name)):
+                        local = Path(tmp) / "bundle" / name
+                        local.parent.mkdir(exist_ok=True)
+                        local.write_bytes(wh.read_bytes(wh.join(bundle, name)))
+                        client.log_artifact(rid, str(local), "bundle")
             for chunk in _chunks(metrics, _MAX_METRICS):
                 client.log_batch(rid, metrics=chunk)
             record["metrics_logged"] = len(metrics)

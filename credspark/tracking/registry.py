@@ -75,18 +75,19 @@ def register_bundle(
         tc: The ``tracking`` section (URIs, registered model name).
         score: The ``score`` section: becomes the pyfunc's ``model_config`` (scale, bands, reasons).
         run_id: The MLflow run of the training job.
-        bundle_dir: The published bundle's folder.
+        bundle_dir: The published bundle's location (a folder or a warehouse URI).
         version: The bundle's credspark version (a model-version tag).
 
     Returns:
         ``{"model_uri", "registered_model", "model_version", "alias"}``.
     """
-    from credspark.scoring.partition import bundle_digest, load_bundle_from_files, read_bundle_files
+    from credspark.io.model_store import read_bundle
+    from credspark.scoring.partition import bundle_digest, load_bundle_from_files
     from credspark.tracking.pyfunc import BUNDLE_ARTIFACT, MODEL_CODE
 
     if not tc.registered_model_name:
         raise ConfigError("tracking.registered_model_name is null: nothing to register the bundle as")
-    files = read_bundle_files(bundle_dir)
+    files = read_bundle(bundle_dir)  # any warehouse: local, s3a://, ...
     load_bundle_from_files(files)
     mlflow = _mlflow_for(tc)
     with tempfile.TemporaryDirectory(prefix="credspark-register-") as tmp:

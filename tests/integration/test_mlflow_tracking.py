@@ -153,19 +153,20 @@ class _Refuse(http.server.BaseHTTPRequestHandler):
 
 
 def test_a_refusing_tracker_is_reported_and_the_job_result_kept(spark, tmp_path, monkeypatch):
-    from credspark.pipelines._runner import run_job
+    from credspark.job_requests import JobOptions
+    from credspark.runner import run_job
 
     monkeypatch.setenv("MLFLOW_HTTP_REQUEST_MAX_RETRIES", "0")
     server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), _Refuse)
     threading.Thread(target=server.serve_forever, daemon=True).start()
     try:
-        def body(spark, cfg, args, summary):
-            summary.counts["rows"] = 7
-            return 0
+        def body(spark, cfg, request, run):
+            run.counts["rows"] = 7
+            return run.result()
 
         wh = str(tmp_path / "wh")
-        code = run_job("build_features", body, ["--warehouse", wh, "--set",
-                                                f"tracking.mlflow_uri=http://127.0.0.1:{server.server_port}"])
+        options = JobOptions(warehouse=wh, overrides=(f"tracking.mlflow_uri=http://127.0.0.1:{server.server_port}",))
+        code = run_job("build_features", body, options, None)
     finally:
         server.shutdown()
     assert code == 0
@@ -177,15 +178,17 @@ def test_a_refusing_tracker_is_reported_and_the_job_result_kept(spark, tmp_path,
 
 
 def test_a_feature_run_logs_its_run_summary(spark, tmp_path):
-    from credspark.pipelines._runner import run_job
+    from credspark.job_requests import JobOptions
+    from credspark.runner import run_job
 
-    def body(spark, cfg, args, summary):
-        summary.counts |= {"features_rows": 12, "validation": {"customers": {"rejected": 1}}}
-        return 0
+    def body(spark, cfg, request, run):
+        run.counts |= {"features_rows": 12, "validation": {"customers": {"rejected": 1}}}
+        return run.result()
 
     uri = f"sqlite:///{tmp_path}/mlflow.db"
     wh = str(tmp_path / "wh")
-    assert run_job("build_features", body, ["--warehouse", wh, "--set", f"tracking.mlflow_uri={uri}"]) == 0
+    options = JobOptions(warehouse=wh, overrides=(f"tracking.mlflow_uri={uri}",))
+    assert run_job("build_features", body, options, None) == 0
     (path,) = (Path(wh) / "_runs").glob("build_features-*.json")
     s = json.loads(path.read_text())
     run = mlflow.MlflowClient(uri).get_run(s["details"]["mlflow"]["run_id"])

@@ -16,6 +16,7 @@ import jobs.build_features as build_features
 import jobs.generate_portfolio as generate_portfolio
 import jobs.score_portfolio as score_portfolio
 import jobs.train as train_job
+from credspark.faults import DEEP_FAIL_AT_EPOCH, DEEP_FAIL_RANK
 from credspark.io import warehouse as wh
 from tests.s3.conftest import BUCKET, list_bucket, s3a_settings
 
@@ -80,8 +81,11 @@ def runs(s3, s3_endpoint, tmp_path_factory, monkeypatch_module):
     out["scratch_after_train"] = _ours(scratch)
     out["score"] = _run(score_portfolio, [*common, "--score-date", AS_OF])
     # A training run that fails in its deep step (an injected worker failure) removes its work folder.
-    out["failed_train"] = _run(train_job, [*train, "--set", "distributed.fail_at_epoch=0",
-                                           "--set", "distributed.fail_rank=0"])
+    monkeypatch_module.setenv(DEEP_FAIL_AT_EPOCH, "0")
+    monkeypatch_module.setenv(DEEP_FAIL_RANK, "0")
+    out["failed_train"] = _run(train_job, train)
+    monkeypatch_module.delenv(DEEP_FAIL_AT_EPOCH)
+    monkeypatch_module.delenv(DEEP_FAIL_RANK)
     out["scratch_after_failure"] = _ours(scratch)
     out["keys"] = list_bucket(s3, PREFIX)
     return out
