@@ -46,7 +46,7 @@ demo: venv jars ## generate a demo portfolio, validate it, build features and pr
 test: venv jars horovod ## run the whole test suite (unit, integration; Horovod built first if missing)
 	$(PY) -m pytest -q tests --ignore=tests/compat --ignore=tests/s3
 
-jars-s3a: $(STAMP) ## fetch Spark's s3a connector (hadoop-aws 3.5.0 + AWS SDK v2 modules, 19 MB) once into $(S3A_JARS_DIR)
+jars-s3a: $(STAMP) ## fetch Spark's s3a connector (hadoop-aws 3.5.0 + AWS SDK v2 modules, 13 MB) once into $(S3A_JARS_DIR)
 	@MAVEN_OPTS="-Dmaven.repo.local=$(MAVEN_REPO)" build-support/fetch_delta_jars.sh $(PY) $(S3A_JARS_DIR) \
 		build-support/s3a-jars.pom.xml
 
