@@ -55,7 +55,7 @@ test: venv jars horovod ## run the whole test suite (unit, integration; Horovod 
 test-cluster: venv jars ## standalone-cluster lane: master + two 1-core workers on 127.0.0.1, the README's spark-submit recipe
 	$(PY) -m pytest -q tests/standalone
 
-jars-s3a: $(STAMP) ## fetch Spark's s3a connector (hadoop-aws 3.5.0 + AWS SDK v2 modules, 19 MB) once into $(S3A_JARS_DIR)
+jars-s3a: $(STAMP) ## fetch Spark's s3a connector (hadoop-aws 3.5.0 + AWS SDK v2 modules, 13 MB) once into $(S3A_JARS_DIR)
 	@MAVEN_OPTS="-Dmaven.repo.local=$(MAVEN_REPO)" build-support/fetch_delta_jars.sh $(PY) $(S3A_JARS_DIR) \
 		build-support/s3a-jars.pom.xml
 
