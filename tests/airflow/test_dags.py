@@ -80,8 +80,8 @@ def test_the_nightly_dag_runs_end_to_end(dagbag, airflow_db):
 
     t = time.perf_counter()
     dag = dagbag.dags["credspark_nightly"]
-    for t in dag.tasks:  # a failure fails the test at once instead of waiting for the 10-minute retry
-        t.retries = 0
+    for task in dag.tasks:  # a failure fails the test at once instead of waiting for the 10-minute retry
+        task.retries = 0
     # Logical date in January 2026: the as-of date is the last month end, 2025-12-31.
     dr = dag.test(logical_date=dt.datetime(2026, 1, 5, 2, 0, tzinfo=dt.UTC))
     print(f"nightly dag.test(): {time.perf_counter() - t:.1f} s", file=sys.stderr)
