@@ -141,7 +141,7 @@ def test_the_scoring_job_reads_the_champion_from_the_registry(registered, spark)
 
 def test_a_tampered_registered_bundle_is_refused(registered):
     from credspark.models.bundle import BundleError
-    from credspark.scoring.partition import clear_model_cache
+    from credspark.scoring import partition
 
     tc = registered["tc"]
     client = mlflow.MlflowClient(tc.mlflow_uri)
@@ -156,7 +156,7 @@ def test_a_tampered_registered_bundle_is_refused(registered):
         p.write_bytes(p.read_bytes()[:-8] + b"tampered")
     # A process that loaded the verified bundle keeps scoring with that copy in memory (cached by the
     # manifest's digest, as on the nightly job's workers); a fresh process reads and verifies the files.
-    clear_model_cache()
+    partition._MODELS.clear()
     with pytest.raises(BundleError, match="sha256|SHA-256|hash"):
         mlflow.pyfunc.load_model("models:/credspark@champion")
     track = ["--set", f"tracking.mlflow_uri={tc.mlflow_uri}"]
