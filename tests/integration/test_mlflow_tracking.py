@@ -85,7 +85,7 @@ def test_a_training_run_logs_config_sizes_metrics_curves_and_artifacts(trained):
     assert tags["credspark.job"] == "train" and tags["credspark.model_version"] == s["details"]["version"]
     # Config, flattened: every section's keys, with the values the run used.
     assert params["train.seed"] == "42" and params["resnet_lstm.epochs"] == "2"
-    assert params["resnet_lstm.filters"] == "[4, 8]" and params["job.as_of"] == AS_OF.isoformat()
+    assert params["resnet_lstm.filters"] == "[4, 8]" and params["job.as_of_dates"] == f'["{AS_OF.isoformat()}"]'
     # Data and split sizes.
     for key in ("train_0", "train_1", "valid_0", "valid_1", "test_0", "test_1", "generated_rows"):
         assert metrics[f"count/{key}"] == s["counts"][key]
