@@ -32,6 +32,19 @@ __all__ = [
 ]
 
 
+
+#: Tiny deep models, boosters and a permissive gate for the job tests that train (``--set`` assignments);
+#: each test adds its own ``xgb.num_workers`` and session settings.
+TINY_TRAIN_SETTINGS = [
+    "distributed.backend=local", "distributed.num_workers=1",
+    "resnet_lstm.epochs=2", "resnet_lstm.batch_size=64", "resnet_lstm.embedding_dim=6", "resnet_lstm.filters=[4,8]",
+    "resnet_lstm.lstm_hidden=4", "resnet_lstm.lr=0.003",
+    "actgan.epochs=2", "actgan.batch_size=64", "actgan.noise_dim=8", "actgan.generator_dims=[16]",
+    "actgan.discriminator_dims=[16]", "actgan.n_critic=2",
+    "xgb.n_estimators=30", "xgb.early_stopping_rounds=5", "xgb.learning_rate=0.2",
+    "xgb.timeout_s=120", "train.min_test_auc=0.5", "train.max_auc_below_baseline=0.5",
+]  # fmt: skip
+
 def tiny_spec(version: str = "1") -> FeatureSpec:
     """A small FeatureSpec in the feature job's style: profile + behaviour columns, 3 channels, T=4."""
     return FeatureSpec(

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from fixtures_models import feature_frame, tiny_spec, write_feature_partition
+from fixtures_models import TINY_TRAIN_SETTINGS, feature_frame, tiny_spec, write_feature_partition
 
 from credspark.config import config_from_dict
 from credspark.io.model_store import current_version
@@ -25,14 +25,8 @@ pytestmark = pytest.mark.spark
 AS_OF = dt.date(2025, 12, 31)
 #: Tiny models: the same sizes as the local-cluster job test (tests/cluster/xgb_cluster.py).
 SETTINGS = [
-    "distributed.backend=local", "distributed.num_workers=1",
-    "resnet_lstm.epochs=2", "resnet_lstm.batch_size=64", "resnet_lstm.embedding_dim=6", "resnet_lstm.filters=[4,8]",
-    "resnet_lstm.lstm_hidden=4", "resnet_lstm.lr=0.003",
-    "actgan.epochs=2", "actgan.batch_size=64", "actgan.noise_dim=8", "actgan.generator_dims=[16]",
-    "actgan.discriminator_dims=[16]", "actgan.n_critic=2",
-    "xgb.num_workers=2", "xgb.n_estimators=30", "xgb.early_stopping_rounds=5", "xgb.learning_rate=0.2",
-    "xgb.timeout_s=120", "train.min_test_auc=0.5", "train.max_auc_below_baseline=0.5",
-    "spark.conf.spark.databricks.delta.snapshotPartitions=2",
+    *TINY_TRAIN_SETTINGS,
+    "xgb.num_workers=2", "spark.conf.spark.databricks.delta.snapshotPartitions=2",
 ]  # fmt: skip
 
 

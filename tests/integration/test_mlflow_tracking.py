@@ -15,7 +15,7 @@ import threading
 from pathlib import Path
 
 import pytest
-from fixtures_models import feature_frame, tiny_spec, write_feature_partition
+from fixtures_models import TINY_TRAIN_SETTINGS, feature_frame, tiny_spec, write_feature_partition
 
 from credspark.config import config_from_dict
 from credspark.io.model_store import current_version, list_versions
@@ -26,13 +26,8 @@ pytestmark = [pytest.mark.spark, pytest.mark.slow]
 
 AS_OF = dt.date(2025, 12, 31)
 TINY = [
-    "distributed.backend=local", "distributed.num_workers=1",
-    "resnet_lstm.epochs=2", "resnet_lstm.batch_size=64", "resnet_lstm.embedding_dim=6", "resnet_lstm.filters=[4,8]",
-    "resnet_lstm.lstm_hidden=4", "resnet_lstm.lr=0.003",
-    "actgan.epochs=2", "actgan.batch_size=64", "actgan.noise_dim=8", "actgan.generator_dims=[16]",
-    "actgan.discriminator_dims=[16]", "actgan.n_critic=2",
-    "xgb.num_workers=1", "xgb.n_estimators=30", "xgb.early_stopping_rounds=5", "xgb.learning_rate=0.2",
-    "xgb.timeout_s=120", "train.min_test_auc=0.5", "train.max_auc_below_baseline=0.5",
+    *TINY_TRAIN_SETTINGS,
+    "xgb.num_workers=1",
     "spark.conf.spark.databricks.delta.snapshotPartitions=2",
     # The paper pipeline alone, so the published model (and its MLflow names) is known in advance; the
     # champion's choice among candidates is tested in test_jobs_train_champion.py.

@@ -11,6 +11,7 @@ import tempfile
 from pathlib import Path
 
 import pytest
+from fixtures_models import TINY_TRAIN_SETTINGS
 
 import jobs.build_features as build_features
 import jobs.generate_portfolio as generate_portfolio
@@ -26,13 +27,8 @@ AS_OF = "2024-12-31"
 
 #: Tiny, quick training (as tests/cluster/xgb_cluster.py), in local[2].
 TRAIN_SETTINGS = [
-    "distributed.backend=local", "distributed.num_workers=1",
-    "resnet_lstm.epochs=2", "resnet_lstm.batch_size=64", "resnet_lstm.embedding_dim=6", "resnet_lstm.filters=[4,8]",
-    "resnet_lstm.lstm_hidden=4", "resnet_lstm.lr=0.003",
-    "actgan.epochs=2", "actgan.batch_size=64", "actgan.noise_dim=8", "actgan.generator_dims=[16]",
-    "actgan.discriminator_dims=[16]", "actgan.n_critic=2",
-    "xgb.num_workers=1", "xgb.n_estimators=30", "xgb.early_stopping_rounds=5", "xgb.learning_rate=0.2",
-    "xgb.timeout_s=120", "train.min_test_auc=0.5", "train.max_auc_below_baseline=0.5",
+    *TINY_TRAIN_SETTINGS,
+    "xgb.num_workers=1",
 ]  # fmt: skip
 
 
