@@ -50,10 +50,10 @@ demo: venv jars ## generate a demo portfolio, validate it, build features and pr
 	$(PY) -m jobs.demo --warehouse $(WAREHOUSE)/demo
 
 test: venv jars horovod ## run the whole test suite (unit, integration; Horovod built first if missing)
-	$(PY) -m pytest -q tests --ignore=tests/compat --ignore=tests/s3 --ignore=tests/standalone --ignore=tests/airflow
+	$(PY) -m pytest -q --durations=15 tests --ignore=tests/compat --ignore=tests/s3 --ignore=tests/standalone --ignore=tests/airflow
 
 test-cluster: venv jars ## standalone-cluster lane: master + two 1-core workers on 127.0.0.1, the README's spark-submit recipe
-	$(PY) -m pytest -q tests/standalone
+	$(PY) -m pytest -q --durations=10 tests/standalone
 
 jars-s3a: $(STAMP) ## fetch Spark's s3a connector (hadoop-aws 3.5.0 + AWS SDK v2 modules, 13 MB) once into $(S3A_JARS_DIR)
 	@MAVEN_OPTS="-Dmaven.repo.local=$(MAVEN_REPO)" build-support/fetch_delta_jars.sh $(PY) $(S3A_JARS_DIR) \

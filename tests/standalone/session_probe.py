@@ -16,8 +16,10 @@ def main(argv: list[str]) -> dict:
     import credspark
     from credspark.config import default_conf_dir, load_config
     from credspark.io.spark import build_session
+    from credspark.job_requests import job_parser, parse_request
 
-    _, cfg = load_config("probe", argv)
+    options, _ = parse_request("probe", job_parser("probe", __doc__), argv, lambda values: None)
+    cfg = load_config("probe", options)
     spark = build_session(cfg.spark, "probe", cfg.warehouse.path)
     try:
         conf = spark.sparkContext.getConf()

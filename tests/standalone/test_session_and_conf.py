@@ -27,7 +27,8 @@ def _clean_env(**extra: str) -> dict[str, str]:
 
 _LOAD = (
     "import json, credspark; from credspark.config import default_conf_dir, load_config; "
-    "_, cfg = load_config('score_portfolio', ['--env', 'cluster']); "
+    "from credspark.job_requests import JobOptions; "
+    "cfg = load_config('score_portfolio', JobOptions(env='cluster')); "
     "print(json.dumps({'file': credspark.__file__, 'conf_dir': str(default_conf_dir()), "
     "'master': cfg.spark.master, 'jars': cfg.spark.delta_jars, 'partitions': cfg.spark.shuffle_partitions}))"
 )
