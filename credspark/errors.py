@@ -77,20 +77,22 @@ class SlotsError(ConfigError):
 
 #: ``[package.]ClassName: message`` on a line of a Java exception's text (``Caused by:`` prefix optional).
 _JAVA_EXCEPTION = re.compile(
-    r"^(?:Caused by: |: )?(?:[a-z_$][\w$]*\.)+([A-Z][\w$]*(?:Exception|Error|Failed|Failure)): (.+)$"
+    r"^(?:Caused by: |: )?((?:[a-z_$][\w$]*\.)+([A-Z][\w$]*(?:Exception|Error|Failed|Failure))): (.+)$"
 )
 
 
-def jvm_root_cause(text: str) -> str | None:
+def jvm_root_cause(text: str, *, qualified: bool = False) -> str | None:
     """The root cause of a JVM error's text as ``ClassName: message``, or None when it names no Java exception.
 
     A Py4JJavaError's text starts with "An error occurred while calling o123.collect." and holds the Java
-    exception chain with its stack frames; the cause is the last top-level ``Caused by:`` line, else the
-    first exception line (e.g. ``BarrierJobSlotsNumberCheckFailed: [SPARK-24819]: Barrier execution mode
-    does not allow run a barrier stage that requires more slots than ...``). The package is dropped.
+    exception chain with its stack frames; the cause is the last top-level ``Caused by:`` line (indented ones
+    belong to suppressed exceptions), else the first exception line (e.g. ``BarrierJobSlotsNumberCheckFailed:
+    [SPARK-24819]: Barrier execution mode does not allow run a barrier stage that requires more slots than
+    ...``).
 
     Args:
         text: ``str()`` of the error.
+        qualified: Keep the package (``java.io.IOException: ...``). Defaults to False (``IOException: ...``).
 
     Returns:
         One line, or None.
@@ -101,7 +103,8 @@ def jvm_root_cause(text: str) -> str | None:
             continue
         m = _JAVA_EXCEPTION.match(line.strip())
         if m:
-            found.append((line.startswith("Caused by: "), f"{m.group(1)}: {m.group(2).strip()}"))
+            name = m.group(1) if qualified else m.group(2)
+            found.append((line.startswith("Caused by: "), f"{name}: {m.group(3).strip()}"))
     if not found:
         return None
     causes = [msg for is_cause, msg in found if is_cause]

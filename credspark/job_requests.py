@@ -34,6 +34,7 @@ __all__ = [
     "FeaturesRequest",
     "TrainRequest",
     "ScoreRequest",
+    "DemoRequest",
     "EXIT_CODES_HELP",
     "job_parser",
     "parse_request",
@@ -170,6 +171,21 @@ class ScoreRequest:
         if model_version and model_uri:
             raise ConfigError("--model-version and --model-uri are mutually exclusive: give one bundle to score with")
         return cls(parse_date("--score-date", score_date), model_version, bool(build_features), model_uri)
+
+
+@dataclass(frozen=True)
+class DemoRequest:
+    """``demo``: where its tables go, the portfolio size, and whether it trains and scores after the features."""
+
+    warehouse: str
+    customers: int
+    train: bool = True
+
+    def __post_init__(self) -> None:
+        if not self.warehouse:
+            raise ConfigError("--warehouse must name a folder or a warehouse URI")
+        if self.customers < 1:
+            raise ConfigError(f"--customers must be >= 1, got {self.customers}")
 
 
 def request_params(options: JobOptions, request: object) -> dict[str, Any]:

@@ -19,7 +19,7 @@ from dataclasses import dataclass, field
 from types import MappingProxyType
 from typing import Any
 
-from credspark.errors import EXIT_FAILED, EXIT_OK, CredsparkError
+from credspark.errors import EXIT_FAILED, EXIT_OK, CredsparkError, jvm_root_cause
 from credspark.job_requests import JobOptions, request_params
 
 __all__ = ["Run", "JobResult", "Pipeline", "run_job", "failure_reason"]
@@ -120,15 +120,15 @@ def failure_reason(exc: BaseException) -> str:
 
     A Py4JJavaError's first line is only "An error occurred while calling o123.save."; what failed (the Java
     exception's message) is on the next line and why (e.g. "No space left on device", "Permission denied")
-    in the last top-level "Caused by:" line (indented ones belong to suppressed exceptions).
+    in its root cause (:func:`credspark.errors.jvm_root_cause`, package kept).
     """
     text = str(exc).strip()
     lines = [ln.strip() for ln in text.splitlines() if ln.strip()]
     reason = f"{type(exc).__name__}: {lines[0] if lines else ''}"
-    causes = [ln[len("Caused by: "):].strip() for ln in text.splitlines() if ln.startswith("Caused by: ")]
-    if type(exc).__name__ == "Py4JJavaError" or causes:
+    is_jvm = type(exc).__name__ == "Py4JJavaError" or any(ln.startswith("Caused by: ") for ln in text.splitlines())
+    if is_jvm:
         what = next((ln.lstrip(":").strip() for ln in lines[1:] if not ln.startswith(("at ", "..."))), "")
-        for part in (what, causes[-1] if causes else ""):
+        for part in (what, jvm_root_cause(text, qualified=True) or ""):
             if part and part not in reason:
                 reason += f" | {part}"
     return reason[:2000]

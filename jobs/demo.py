@@ -8,7 +8,8 @@ from __future__ import annotations
 import argparse
 import sys
 
-from credspark.job_requests import EXIT_CODES_HELP
+from credspark.errors import ConfigError
+from credspark.job_requests import EXIT_CODES_HELP, DemoRequest
 from credspark.pipelines.demo import DEMO_SETTINGS, demo_argv, print_demo_summary
 from jobs import build_features, generate_portfolio, score_portfolio, train
 
@@ -22,9 +23,13 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("--customers", type=int, default=DEMO_SETTINGS["customers"], help="portfolio size")
     p.add_argument("--no-train", dest="train", action="store_false", help="stop after the features")
     args = p.parse_args(argv)
+    try:
+        demo = DemoRequest(args.warehouse, args.customers, args.train)
+    except ConfigError as e:
+        p.error(str(e))
     from credspark.runner import run_job
 
-    for name, step_argv in demo_argv(args.warehouse, args.customers, train=args.train):
+    for name, step_argv in demo_argv(demo):
         print(f"demo: {name} {' '.join(step_argv)}", flush=True)
         step = STEPS[name]
         options, request = step.parse(step_argv)
@@ -33,7 +38,7 @@ def main(argv: list[str] | None = None) -> None:
         if code != 0:
             print(f"demo: step {name} failed with exit code {code}", file=sys.stderr)
             sys.exit(code)
-    print_demo_summary(args.warehouse)
+    print_demo_summary(demo.warehouse)
     sys.exit(0)
 
 

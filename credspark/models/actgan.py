@@ -25,12 +25,12 @@ import torch
 import torch.nn.functional as F  # noqa: N812 - the usual torch alias
 from torch import nn
 
-from credspark.models._gan_common import (
+from credspark.models._gan_common import TabularGAN
+from credspark.models._gan_parts import (
     N_CLASSES,
     CriticStep,
     GeneratorStep,
     GradSync,
-    TabularGAN,
     frozen,
     one_hot_labels,
 )

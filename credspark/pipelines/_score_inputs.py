@@ -36,9 +36,13 @@ __all__ = [
     "reject_reasons",
     "reject_reason",
     "udf_output_schema",
+    "partition_scores",
     "scored_rows",
     "reason_method",
+    "ArrowBatchSize",
 ]
+
+_ARROW_CONF = "spark.sql.execution.arrow.maxRecordsPerBatch"
 
 
 class ModelRefusedError(InputError):
@@ -189,6 +193,25 @@ def udf_output_schema(n_reasons: int) -> T.StructType:
     return T.StructType([T.StructField(c, types.get(c, T.StringType()), True) for c in output_columns(n_reasons)])
 
 
+def partition_scores(features: DataFrame, scorer: PartitionScorer) -> DataFrame:
+    """The partition scorer's output for feature rows (lazy; the model runs in ``mapInPandas``).
+
+    Args:
+        features: Feature rows that passed :func:`reject_reason`.
+        scorer: The partition scorer (broadcast bundle + parameters + columns to keep).
+
+    Returns:
+        :func:`~credspark.scoring.partition.output_columns`, then the scorer's ``keep`` columns.
+    """
+    # Only the columns the model reads (and those kept) travel to Python; the rest stay in the JVM.
+    spec = FeatureSpec.from_dict(scorer.params.spec)
+    inputs = features.select("customer_id", *spec.static_names, "seq", "seq_mask", *scorer.keep)
+    schema = udf_output_schema(scorer.params.n_reasons)
+    for col in scorer.keep:
+        schema = schema.add(inputs.schema[col])
+    return inputs.mapInPandas(scorer, schema)
+
+
 def scored_rows(
     features: DataFrame,
     scorer: PartitionScorer,
@@ -210,10 +233,7 @@ def scored_rows(
         customer_id, score_date, pd, score, risk_band, reason_1..n, model_version, run_id.
     """
     n = scorer.params.n_reasons
-    # Only the columns the model reads travel to Python (labels and other columns stay in the JVM).
-    spec = FeatureSpec.from_dict(scorer.params.spec)
-    inputs = features.select("customer_id", *spec.static_names, "seq", "seq_mask")
-    return inputs.mapInPandas(scorer, udf_output_schema(n)).select(
+    return partition_scores(features, scorer).select(
         "customer_id",
         F.lit(score_date).alias("score_date"),
         "pd",
@@ -230,3 +250,28 @@ def reason_method(bundle: Bundle, params: ScoreParams) -> dict[str, Any]:
     model = ScoringModel(bundle, xgb_threads=params.xgb_threads)
     return {"method": model.reason_map.method, "groups": list(model.reason_map.groups),
             "contributions": params.reason_contribs}
+
+
+class ArrowBatchSize:
+    """Set ``maxRecordsPerBatch`` for a scoring query and restore it afterwards (a session-wide setting).
+
+    Args:
+        spark: The session.
+        size: Rows per Arrow batch (``score.arrow_batch_size``); None leaves the session's setting.
+    """
+
+    def __init__(self, spark: SparkSession, size: int | None) -> None:
+        self.spark, self.size, self.old = spark, size, None
+
+    def __enter__(self) -> ArrowBatchSize:
+        if self.size is not None:
+            self.old = self.spark.conf.get(_ARROW_CONF, None)
+            self.spark.conf.set(_ARROW_CONF, str(self.size))
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        if self.size is not None:
+            if self.old is None:
+                self.spark.conf.unset(_ARROW_CONF)
+            else:
+                self.spark.conf.set(_ARROW_CONF, self.old)

@@ -1,23 +1,84 @@
-"""Publishing a trained model: the bundle, report.html and metrics.json; ``current`` moves only past the gate."""
+"""Publishing a trained model: the staged bundle, then the bundle, report.html and metrics.json.
+
+The champion's bundle is staged first (:func:`stage_bundle`): written to a private local folder and read back,
+so that the training job evaluates it through the scoring path (:mod:`._train_evaluate`). The published bundle
+holds the same model files (checked by their hashes) with the evaluation in its metadata; ``current`` moves
+only past the gate.
+"""
 
 from __future__ import annotations
 
+import json
 import os
+import shutil
+import tempfile
+from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass
+from pathlib import Path
 from typing import Any
 
 import numpy as np
+from pyspark.sql import Column, DataFrame
+from pyspark.sql import functions as F
 
 from credspark.config import Config
-from credspark.evaluation import BASELINE_NAME, Evaluation, calibration_note
+from credspark.evaluation import BASELINE_NAME, PART_TRAIN, Evaluation, calibration_note
+from credspark.models.bundle import MANIFEST_FILE, BundleError
 from credspark.models.calibration import Calibrator
 from credspark.models.spec import FeatureSpec
-from credspark.pipelines._train_data import SplitPlan
+from credspark.pipelines._train_data import KEY_COLS, PART_COL, SplitPlan, column_expr
 from credspark.pipelines._train_steps import IMPUTATION_NOTE, DeepModels, Fitted
 from credspark.runner import Run
 from credspark.scoring.scorecard import ScorecardScale
 
-__all__ = ["Outcome", "publish"]
+__all__ = ["Outcome", "stage_bundle", "publish", "real_vs_generated"]
+
+
+def _bundle_models(champ: Any, fitted: Fitted, trees: Mapping[str, Any], deep: DeepModels,
+                   use_raw_static: bool) -> tuple[Any, Any, bool]:
+    from credspark.pipelines.candidates import champion_model
+
+    return champion_model(champ, fitted.focal, trees, deep.embedder, use_raw_static)
+
+
+def stage_bundle(spec: FeatureSpec, champ: Any, fitted: Fitted, trees: Mapping[str, Any], deep: DeepModels,
+                 cal: Calibrator, cfg: Config, run: Run) -> dict[str, bytes]:
+    """Write the champion's bundle into a private local folder and read its bytes back (the folder is removed).
+
+    Args:
+        spec: The FeatureSpec.
+        champ: The champion (:class:`credspark.pipelines.candidates.Champion`).
+        fitted: The fitted focal XGBoost and baseline.
+        trees: The fitted tree-only candidates.
+        deep: The deep models (the embedder).
+        cal: The champion's calibration map.
+        cfg: The job config (``train.use_raw_static``).
+        run: The run (its id goes into the staged metadata).
+
+    Returns:
+        The staged bundle's :data:`~credspark.scoring.partition.BundleFiles` (what the scoring path loads).
+    """
+    from credspark.models.bundle import save_bundle
+    from credspark.scoring.partition import read_bundle_files
+
+    embedder, classifier, use_raw_static = _bundle_models(champ, fitted, trees, deep, cfg.train.use_raw_static)
+    tmp = Path(tempfile.mkdtemp(prefix="credspark-staged-"))
+    try:
+        folder = save_bundle(tmp / "bundle", spec=spec, embedder=embedder, classifier=classifier,
+                             metadata={"run_id": run.run_id, "staged": True}, use_raw_static=use_raw_static,
+                             calibration=cal, created_at=run.started_at)
+        return read_bundle_files(folder)
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+
+
+def _check_same_models(staged: Mapping[str, bytes], folder: Path) -> None:
+    """Refuse a published bundle whose model files are not byte for byte the staged ones the job evaluated."""
+    evaluated = json.loads(staged[MANIFEST_FILE])["files"]
+    written = json.loads((folder / MANIFEST_FILE).read_bytes())["files"]
+    if written != evaluated:
+        raise BundleError(f"{folder}: the model files differ from the staged bundle the training job evaluated "
+                          f"({sorted(written)} vs {sorted(evaluated)})")
 
 
 def _config_summary(cfg: Config) -> dict[str, Any]:
@@ -46,16 +107,30 @@ class Outcome:
     trees: dict[str, Any]  # the fitted tree-only candidates
 
 
-def publish(o: Outcome, cfg: Config, run: Run) -> Any:
-    """Write the bundle, report.html and metrics.json; move ``current`` only when the gate passed."""
+def publish(o: Outcome, staged: Mapping[str, bytes], cfg: Config, run: Run) -> Any:
+    """Write the bundle, report.html and metrics.json; move ``current`` only when the gate passed.
+
+    Args:
+        o: What the job produced.
+        staged: The staged bundle's bytes (:func:`stage_bundle`): the published model files must equal them.
+        cfg: The job config.
+        run: The run.
+
+    Returns:
+        The bundle's location.
+
+    Raises:
+        BundleError: The written model files differ from the staged ones (nothing is uploaded to an object
+            store; a local folder stays unpublished).
+    """
     from credspark.io.model_store import model_dir, publish_bundle, set_current
     from credspark.models.bundle import save_bundle
-    from credspark.pipelines.candidates import champion_model, champion_report, report_models
+    from credspark.pipelines.candidates import champion_report, report_models
     from credspark.reporting import TrainingReport, write_report
 
     tc, focal, base = cfg.train, o.fitted.focal, o.fitted.baseline
     champ = o.champion  # what the bundle holds and what the report shows (credspark.pipelines.candidates)
-    embedder, classifier, use_raw_static = champion_model(champ, focal, o.trees, o.deep.embedder, tc.use_raw_static)
+    embedder, classifier, use_raw_static = _bundle_models(champ, o.fitted, o.trees, o.deep, tc.use_raw_static)
     histories, best_rounds, importances = report_models(focal, o.trees, base, BASELINE_NAME)
     target = model_dir(cfg.warehouse.path, tc.model_name, o.version)
     n_generated = int(o.deep.details.get("generated_rows", 0))
@@ -114,8 +189,28 @@ def publish(o: Outcome, cfg: Config, run: Run) -> Any:
     with publish_bundle(cfg.warehouse.path, tc.model_name, o.version) as folder:
         save_bundle(folder, spec=o.spec, embedder=embedder, classifier=classifier, metadata=metadata,
                     use_raw_static=use_raw_static, calibration=o.cal, created_at=run.started_at)
+        _check_same_models(staged, Path(folder))
         write_report(folder, report)
     run.details["bundle"] = str(target)
     if o.gate["passed"]:
         set_current(cfg.warehouse.path, tc.model_name, o.version)
     return target
+
+
+def _sample(df: DataFrame, cols: Mapping[str, Column], n: int, seed: int) -> dict[str, np.ndarray]:
+    """Up to ``n`` rows of some columns, picked by a seeded hash of the row identity (deterministic)."""
+    picked = (df.orderBy(F.xxhash64(*[F.col(c) for c in KEY_COLS], F.lit(seed))).limit(n)
+              .select(*[c.alias(f"c{i}") for i, c in enumerate(cols.values())]).toPandas())
+    return {name: picked[f"c{i}"].to_numpy(dtype=np.float64) for i, name in enumerate(cols)}
+
+
+def real_vs_generated(rows: DataFrame, deep: DeepModels, spec: FeatureSpec, columns: Sequence[str],
+                       tc: Any) -> dict[str, tuple[np.ndarray, np.ndarray]] | None:
+    """Samples of real minority training rows and of generated rows for the report's distribution plots."""
+    if deep.generated is None or not columns:
+        return None
+    exprs = {c: column_expr(c, spec) for c in columns}
+    real_pos = rows.where((F.col(PART_COL) == PART_TRAIN) & (F.col("label") == 1))
+    a = _sample(real_pos, exprs, tc.report_sample_rows, tc.seed)
+    b = _sample(deep.generated, exprs, tc.report_sample_rows, tc.seed)
+    return {c: (a[c], b[c]) for c in columns}

@@ -1,36 +1,26 @@
-"""The steps of the training pipeline (:mod:`credspark.pipelines.train` runs them in order).
+"""The model steps of the training pipeline: the deep models, the embedding, the focal XGBoost and the baseline.
 
-Each step is a function of the rows it reads and the config; Spark actions happen only where a step says so
-(counts, the collected evaluation rows, the distribution aggregates).
+:mod:`credspark.pipelines.train` runs them in order. Each step is a function of the rows it reads and the config;
+Spark actions happen only where a step says so (the imputation aggregate, the embedded row counts, the fits).
 """
 
 from __future__ import annotations
 
-import datetime as dt
 import math
-from collections.abc import Mapping, Sequence
+from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
-import numpy as np
-import pandas as pd
-from pyspark.sql import Column, DataFrame, SparkSession
+from pyspark.sql import DataFrame, SparkSession
 from pyspark.sql import functions as F
 
 from credspark.config import Config
-from credspark.errors import InputError, MissingDataError
-from credspark.evaluation import (
-    PART_TRAIN,
-    PART_VALID,
-    PARTS,
-)
-from credspark.models.calibration import Calibrator
+from credspark.evaluation import PART_TRAIN, PART_VALID
 from credspark.models.spec import FeatureSpec
 from credspark.pipelines._train_data import (
     KEY_COLS,
     PART_COL,
     SYNTHETIC_COL,
-    column_expr,
     imputation_aggregates,
     imputation_values,
     raw_feature_names,
@@ -39,78 +29,22 @@ from credspark.pipelines._train_data import (
 from credspark.runner import Run
 
 __all__ = [
-    "read_training_rows",
-    "part_counts",
-    "check_counts",
     "DeepModels",
     "deep_step",
     "IMPUTATION_NOTE",
     "deep_imputation",
     "gain_importance",
-    "training_distributions",
     "top_static",
-    "write_split",
     "Fitted",
     "embed_step",
     "count_embedded",
     "fit_step",
-    "calibrated_pd_column",
-    "real_vs_generated",
 ]
 
-
-def read_training_rows(spark: SparkSession, cfg: Config, dates: Sequence[dt.date]) -> tuple[DataFrame, FeatureSpec]:
-    """Labelled feature rows of the given as-of dates (lazy), and the table's FeatureSpec.
-
-    Args:
-        spark: The session.
-        cfg: The job config (tables, warehouse).
-        dates: As-of dates to read.
-
-    Returns:
-        ``(rows, spec)``; :func:`part_counts` checks that every date has rows.
-
-    Raises:
-        MissingDataError: The table does not exist.
-    """
-    from credspark.features.spec import spec_from_table
-    from credspark.io.tables import get_properties, read_table, table_ref
-
-    ref = table_ref(cfg, cfg.tables.features)
-    table = read_table(spark, ref)
-    spec = spec_from_table(table.schema, get_properties(spark, ref))
-    return table.where(F.col("as_of_date").isin(list(dates)) & F.col("label").isNotNull()), spec
-
-
-def part_counts(rows: DataFrame, dates: Sequence[dt.date] = ()) -> dict[str, dict[str, int]]:
-    """Rows per part and label with one small aggregate: ``{part: {"0": n, "1": n}}``.
-
-    Args:
-        rows: Rows with ``part``, ``label`` and ``as_of_date``.
-        dates: As-of dates that must have rows.
-
-    Raises:
-        MissingDataError: A date in ``dates`` has no labelled rows.
-    """
-    out: dict[str, dict[str, int]] = {p: {"0": 0, "1": 0} for p in PARTS}
-    seen = set()
-    for r in rows.groupBy("as_of_date", PART_COL, "label").count().collect():
-        seen.add(r["as_of_date"])
-        cell = out.setdefault(r[PART_COL], {"0": 0, "1": 0})
-        cell[str(int(r["label"]))] += int(r["count"])
-    missing = [d.isoformat() for d in dates if d not in seen]
-    if missing:
-        raise MissingDataError(f"features: no labelled rows for as-of date(s) {', '.join(missing)}")
-    return out
-
-
-def check_counts(counts: Mapping[str, Mapping[str, int]]) -> None:
-    """Refuse a split whose train, validation or test part lacks one of the classes."""
-    for part in PARTS:
-        c = counts.get(part, {})
-        if not c.get("0") or not c.get("1"):
-            raise InputError(f"split: the {part} part needs rows of both classes, got {dict(c)} "
-                             "(more as-of dates or customers, or other split fractions)")
+#: True on validation rows (the distributed XGBoost's early-stopping set).
+_VALID_COL = "is_valid"
+#: The plain baseline's input vector (static features and, optionally, the flattened sequences).
+_RAW_COL = "raw_features"
 
 
 @dataclass
@@ -216,72 +150,11 @@ def gain_importance(booster: Any) -> dict[str, float]:
     return {k: float(v) for k, v in booster.get_score(importance_type="total_gain").items()}
 
 
-def training_distributions(
-    df: DataFrame, columns: Mapping[str, Column], bins: int, relative_error: float
-) -> dict[str, dict[str, Any]]:
-    """Quantile-binned distributions of some columns (two Spark passes: quantiles, then one aggregate).
-
-    Each entry is ``{"edges": inner edges, "shares": len(edges)+1 shares of the non-missing rows,
-    "missing_share", "n", "binning": "quantile"}``; bin ``i`` holds ``edges[i-1] <= v < edges[i]`` (outer bins
-    open), as the scoring job's PSI expects. A column without any value is left out.
-
-    Args:
-        df: The rows (the real training rows).
-        columns: ``{name: double column}``.
-        bins: Quantile bins wanted (ties merge edges, so fewer may result).
-        relative_error: approxQuantile's relative error.
-
-    Returns:
-        ``{name: entry}`` in the order of ``columns``.
-    """
-    from credspark.monitoring import bin_count_columns, counts_from_row, inner_edges
-
-    names = list(columns)
-    if not names:
-        return {}
-    aliases = {n: f"c{i}" for i, n in enumerate(names)}
-    # NaN would sort above every number in approxQuantile: treat it as missing, like null.
-    vals = df.select(*[F.when(F.isnan(c), None).otherwise(c).alias(aliases[n]) for n, c in columns.items()])
-    probs = [b / bins for b in range(bins)]  # 0 gives the minimum, the rest the inner quantiles
-    quantiles = vals.approxQuantile([aliases[n] for n in names], probs, relative_error)
-    edges = {n: inner_edges(q[1:], q[0]) if q else [] for n, q in zip(names, quantiles)}
-    aggs = [F.count(F.lit(1)).alias("n")]
-    for n in names:
-        aggs += bin_count_columns(aliases[n], F.col(aliases[n]), edges[n])
-    row = vals.agg(*aggs).first()
-    total = int(row["n"])
-    out = {}
-    for n in names:
-        counts = counts_from_row(row, aliases[n], len(edges[n]) + 1)
-        seen = sum(counts)
-        if seen == 0:
-            continue
-        out[n] = {"edges": edges[n], "shares": [c / seen for c in counts],
-                  "missing_share": (total - seen) / total if total else 0.0, "n": total, "binning": "quantile"}
-    return out
-
-
 def top_static(spec: FeatureSpec, importance: Mapping[str, float], k: int) -> list[str]:
     """Static features by the baseline's gain (then in spec order for those it never split on)."""
     ranked = sorted((n for n in spec.static_names if n in importance), key=lambda n: -importance[n])
     rest = [n for n in spec.static_names if n not in importance]
     return (ranked + rest)[: max(0, k)]
-
-
-def _sample(df: DataFrame, cols: Mapping[str, Column], n: int, seed: int) -> dict[str, np.ndarray]:
-    """Up to ``n`` rows of some columns, picked by a seeded hash of the row identity (deterministic)."""
-    picked = (df.orderBy(F.xxhash64(*[F.col(c) for c in KEY_COLS], F.lit(seed))).limit(n)
-              .select(*[c.alias(f"c{i}") for i, c in enumerate(cols.values())]).toPandas())
-    return {name: picked[f"c{i}"].to_numpy(dtype=np.float64) for i, name in enumerate(cols)}
-
-
-def write_split(spark: SparkSession, cfg: Config, rows: DataFrame, run_id: str, version: str) -> None:
-    """Record every row's part in ``tables.train_splits`` (the partition of this run)."""
-    from credspark.io.tables import overwrite_partitions, table_ref
-
-    out = rows.select(F.lit(run_id).alias("run_id"), F.lit(version).alias("model_version"), *KEY_COLS,
-                      PART_COL, "label")
-    overwrite_partitions(out, table_ref(cfg, cfg.tables.train_splits), "run_id", [run_id], user_metadata=run_id)
 
 
 @dataclass
@@ -342,43 +215,3 @@ def fit_step(emb: DataFrame, spec: FeatureSpec, width: int, cfg: Config, run: Ru
                                  key_cols=KEY_COLS, timeout_s=xc.timeout_s, host=xc.tracker_host)
         run.details["baseline"] = {"best_iteration": base.best_iteration}
     return Fitted(focal, base, width, raw_names)
-
-
-def calibrated_pd_column(cal: Calibrator, raw_pd: Column) -> Column:
-    """The calibrated probability as a Spark column, from the uncalibrated ``sigmoid(margin)`` column.
-
-    ``platt`` is a column expression (no Python worker); ``isotonic`` runs :meth:`Calibrator.pd_from_raw_pd`
-    in a pandas UDF; ``none`` returns ``raw_pd``. Both go through the margin recovered from the probability,
-    so for margins beyond about +-34 (probabilities that round to 0 or 1) the result is the map's value there.
-    """
-    if cal.method == "none":
-        return raw_pd
-    if cal.method == "platt":
-        p = F.least(F.greatest(raw_pd.cast("double"), F.lit(1e-15)), F.lit(1.0 - 1e-15))
-        z = F.lit(cal.slope) * (F.log(p) - F.log1p(-p)) + F.lit(cal.intercept)
-        return F.lit(1.0) / (F.lit(1.0) + F.exp(-z))
-
-    @F.pandas_udf("double")  # type: ignore[call-overload]
-    def _iso(s: pd.Series) -> pd.Series:
-        return pd.Series(cal.pd_from_raw_pd(s.to_numpy(dtype=np.float64)), index=s.index)
-
-    return _iso(raw_pd)
-
-
-def real_vs_generated(rows: DataFrame, deep: DeepModels, spec: FeatureSpec, columns: Sequence[str],
-                       tc: Any) -> dict[str, tuple[np.ndarray, np.ndarray]] | None:
-    """Samples of real minority training rows and of generated rows for the report's distribution plots."""
-    if deep.generated is None or not columns:
-        return None
-    exprs = {c: column_expr(c, spec) for c in columns}
-    real_pos = rows.where((F.col(PART_COL) == PART_TRAIN) & (F.col("label") == 1))
-    a = _sample(real_pos, exprs, tc.report_sample_rows, tc.seed)
-    b = _sample(deep.generated, exprs, tc.report_sample_rows, tc.seed)
-    return {c: (a[c], b[c]) for c in columns}
-
-
-_VALID_COL = "is_valid"
-
-
-_RAW_COL = "raw_features"
-

@@ -5,6 +5,8 @@ from __future__ import annotations
 import json
 from typing import Any
 
+from credspark.job_requests import DemoRequest
+
 __all__ = ["DEMO_SETTINGS", "champion_line", "demo_argv", "print_demo_summary"]
 
 #: The demo's dates: features for a training date (its 12-month label horizon has ended inside the
@@ -12,15 +14,22 @@ __all__ = ["DEMO_SETTINGS", "champion_line", "demo_argv", "print_demo_summary"]
 DEMO_SETTINGS = {"customers": 20000, "train_as_of": "2024-12-31", "score_date": "2025-12-31"}
 
 
-def demo_argv(warehouse: str, customers: int, *, train: bool = True) -> list[tuple[str, list[str]]]:
-    """The (job name, arguments) of each demo step, in order."""
-    common = ["--warehouse", warehouse, "--env", "demo"]
+def demo_argv(request: DemoRequest) -> list[tuple[str, list[str]]]:
+    """The (job name, arguments) of each demo step, in order.
+
+    Args:
+        request: The warehouse, the portfolio size and whether to train and score.
+
+    Returns:
+        ``[(job name, argv), ...]``.
+    """
+    common = ["--warehouse", request.warehouse, "--env", "demo"]
     steps = [
-        ("generate_portfolio", [*common, "--customers", str(customers)]),
+        ("generate_portfolio", [*common, "--customers", str(request.customers)]),
         ("build_features", [*common, "--as-of", DEMO_SETTINGS["train_as_of"]]),
         ("build_features", [*common, "--as-of", DEMO_SETTINGS["score_date"]]),
     ]
-    if train:
+    if request.train:
         steps += [
             ("train", [*common, "--as-of", DEMO_SETTINGS["train_as_of"]]),
             ("score_portfolio", [*common, "--score-date", DEMO_SETTINGS["score_date"]]),

@@ -32,6 +32,7 @@ from credspark.io.score_runs import append_score_run, score_run_record
 from credspark.io.tables import table_ref
 from credspark.job_requests import FeaturesRequest, ScoreRequest
 from credspark.pipelines._score_inputs import (
+    ArrowBatchSize,
     ModelRefusedError,
     count_rows,
     load_verified_bundle,
@@ -66,9 +67,6 @@ __all__ = [
 ]
 
 log = logging.getLogger("credspark.score")
-
-_ARROW_CONF = "spark.sql.execution.arrow.maxRecordsPerBatch"
-
 
 class ScoringFailedError(CredsparkError):
     """The model raised inside a Spark task; the message carries the Python error's last line (exit 1)."""
@@ -108,26 +106,6 @@ def _build_features_first(spark: SparkSession, cfg: Config, score_date: dt.date,
     finally:
         record = sub.summary({"as_of_dates": [score_date.isoformat()]}, status, code, None).to_dict()
         run.details["build_features"] = {k: v for k, v in record.items() if k != "versions"}
-
-
-class _ArrowBatchSize:
-    """Set ``maxRecordsPerBatch`` for the scoring query and restore it afterwards (a session-wide setting)."""
-
-    def __init__(self, spark: SparkSession, size: int | None) -> None:
-        self.spark, self.size, self.old = spark, size, None
-
-    def __enter__(self) -> _ArrowBatchSize:
-        if self.size is not None:
-            self.old = self.spark.conf.get(_ARROW_CONF, None)
-            self.spark.conf.set(_ARROW_CONF, str(self.size))
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        if self.size is not None:
-            if self.old is None:
-                self.spark.conf.unset(_ARROW_CONF)
-            else:
-                self.spark.conf.set(_ARROW_CONF, self.old)
 
 
 def score_portfolio(spark: SparkSession, cfg: Config, request: ScoreRequest, run: Run) -> JobResult:
@@ -181,7 +159,7 @@ def score_portfolio(spark: SparkSession, cfg: Config, request: ScoreRequest, run
     try:
         scores = scored_rows(valid, PartitionScorer(files=bc, params=params), score_date=score_date,
                              model_version=version, run_id=run.run_id)
-        with run.stage("score_and_write"), _ArrowBatchSize(spark, sc.arrow_batch_size):
+        with run.stage("score_and_write"), ArrowBatchSize(spark, sc.arrow_batch_size):
             committed = write_scores(spark, cfg, scores, score_date, run.run_id, retries=sc.write_retries)
     except Exception as e:
         line = _python_worker_error(e)

@@ -1,7 +1,7 @@
 """The training job: features -> split -> candidates (paper pipeline, tree-only boosters) -> champion -> publish.
 
-Steps (each timed as a stage of the run summary; the step functions live in :mod:`._train_steps`,
-:mod:`.candidates` and :mod:`._train_publish`):
+Steps (each timed as a stage of the run summary; the step functions live in :mod:`._train_split`,
+:mod:`._train_steps`, :mod:`.candidates`, :mod:`._train_evaluate` and :mod:`._train_publish`):
 
 1. ``read``: the feature rows of the ``--as-of`` dates with a label; the FeatureSpec from the table.
 2. ``split``: train / validation / test by time or stratified at random (:mod:`._train_data`); the plan and
@@ -16,16 +16,20 @@ Steps (each timed as a stage of the run summary; the step functions live in :mod
    ``baseline``: a plain XGBoost (``binary:logistic``) on the raw static features (+ flattened sequences)
    of the real training rows, through the same distributed path; ``candidates``: the tree-only candidates of
    ``train.candidates`` on the static features, each tuned within its budget first.
-6. ``score`` / ``evaluate``: probabilities on the executors; the champion is chosen on the validation part
-   (:mod:`credspark.models.champion`); its calibration map (``train.calibration``,
-   :mod:`credspark.models.calibration`) is fitted on the validation part, the thresholds are chosen on
-   validation, the metrics computed on test for every model (only label and probabilities reach the driver).
-7. ``distributions``: the training part's distributions of the top static features and of the score
-   (quantile bins, Spark aggregates) for drift monitoring.
-8. ``publish``: the champion's bundle in ``<warehouse>/models/<name>/<version>/`` with ``report.html`` and
-   ``metrics.json`` beside the manifest; ``current`` moves only when the quality gate (champion against the
-   plain baseline on test) passes, otherwise the job fails with :class:`~credspark.errors.QualityGateError`
-   (exit code 5).
+6. ``score`` / ``evaluate``: every candidate's probabilities on the executors; the champion is chosen on the
+   validation part (:mod:`credspark.models.champion`) and its calibration map (``train.calibration``,
+   :mod:`credspark.models.calibration`) fitted there.
+7. ``stage_bundle`` / ``score_held_out``: the champion's bundle is written to a private folder and read back;
+   the real validation and test rows go through the scoring job's partition scorer with it
+   (:mod:`._train_evaluate`). The champion's threshold (validation), its test metrics, the quality gate and
+   the ``pd`` / ``score`` reference distributions come from those scores; the other models keep the
+   probabilities of step 6. Only part, label and probabilities reach the driver.
+8. ``distributions``: the training part's distributions of the top static features (quantile bins, Spark
+   aggregates), beside the held-out ``pd`` and ``score`` ones, for drift monitoring.
+9. ``publish``: the champion's bundle in ``<warehouse>/models/<name>/<version>/`` (model files byte for byte
+   the staged ones) with ``report.html`` and ``metrics.json`` beside the manifest; ``current`` moves only when
+   the quality gate (champion against the plain baseline on test) passes, otherwise the job fails with
+   :class:`~credspark.errors.QualityGateError` (exit code 5).
 
 The version is ``<latest as-of, YYYYMMDD>-<run id>``: the data decide the first part, never the clock.
 """
@@ -37,7 +41,7 @@ import logging
 from collections.abc import Sequence
 
 from pyspark import StorageLevel
-from pyspark.sql import Column, DataFrame, SparkSession
+from pyspark.sql import DataFrame, SparkSession
 from pyspark.sql import functions as F
 
 from credspark.config import Config
@@ -46,7 +50,9 @@ from credspark.errors import QualityGateError
 from credspark.evaluation import (
     BASELINE_NAME,
     MODEL_NAME,
+    PART_TEST,
     PART_TRAIN,
+    PART_VALID,
     UNCALIBRATED_NAME,
     calibration_summary,
     evaluate,
@@ -64,33 +70,26 @@ from credspark.pipelines._train_data import (
     with_imputed_static,
     with_parts,
 )
-from credspark.pipelines._train_publish import Outcome, publish
+from credspark.pipelines._train_evaluate import evaluate_through_scoring, training_distributions
+from credspark.pipelines._train_publish import Outcome, publish, real_vs_generated, stage_bundle
+from credspark.pipelines._train_split import check_counts, part_counts, read_training_rows, write_split
 from credspark.pipelines._train_steps import (
-    calibrated_pd_column,
-    check_counts,
     count_embedded,
     deep_imputation,
     deep_step,
     embed_step,
     fit_step,
     gain_importance,
-    part_counts,
-    read_training_rows,
-    real_vs_generated,
     top_static,
-    training_distributions,
-    write_split,
 )
 from credspark.pipelines.candidates import (
     configured_candidates,
     evaluate_candidates,
     fit_tree_candidates,
     score_candidates,
-    score_col,
     without_deep_models,
 )
 from credspark.runner import JobResult, Run
-from credspark.scoring.scorecard import ScorecardScale, points_column
 
 __all__ = [
     "train_model",
@@ -105,7 +104,6 @@ __all__ = [
     "MODEL_NAME",
     "UNCALIBRATED_NAME",
     "BASELINE_NAME",
-    "calibrated_pd_column",
 ]
 
 log = logging.getLogger(__name__)
@@ -114,9 +112,6 @@ log = logging.getLogger(__name__)
 def model_version(dates: Sequence[dt.date], run_id: str) -> str:
     """``<latest as-of as YYYYMMDD>-<run id>``: sortable by data date, then by run."""
     return f"{max(dates):%Y%m%d}-{run_id}"
-
-
-# ------------------------------------------------------------------------------------------------ report data
 
 
 # ------------------------------------------------------------------------------------------------ the job
@@ -189,28 +184,32 @@ def train_model(spark: SparkSession, cfg: Config, request: TrainRequest, run: Ru
         with run.stage("score"):
             scored = keep(score_candidates(emb, spec, fitted.focal, width, trees, fitted.baseline,
                                            len(fitted.raw_names), cfg))
-        with run.stage("evaluate"):  # the champion is chosen on the validation part only
-            ev, cal, champ = evaluate_candidates(scored, counts, candidates, cfg)
+        with run.stage("evaluate"):  # the champion is chosen and calibrated on the validation part only
+            chosen, cal, champ = evaluate_candidates(scored, counts, candidates, cfg)
             run.details["champion"] = champ.to_dict()
             run.details["calibration"] = calibration_summary(cal)
-            gate = gate_decision(ev.metrics[champ.name]["auc"], ev.metrics[BASELINE_NAME]["auc"],
-                                 tc.min_test_auc, tc.max_auc_below_baseline)
+        with run.stage("stage_bundle"):
+            staged = stage_bundle(spec, champ, fitted, trees, deep, cal, cfg, run)
+        with run.stage("score_held_out"):  # the staged bundle through the scoring job's partition scorer
+            n_held_out = sum(counts[p]["0"] + counts[p]["1"] for p in (PART_VALID, PART_TEST))
+            held = evaluate_through_scoring(spark, rows, scored, staged, spec, champ, cal, chosen, n_held_out,
+                                            cfg, keep)
+            ev, gate = held.ev, held.gate
+            run.details["scoring_path"] = held.agreement
             run.details["metrics"] = {name: {k: m[k] for k in ("auc", "ks", "recall", "f1", "brier")}
                                       for name, m in ev.metrics.items()}
             run.details["gate"] = gate
         top = top_static(spec, gain_importance(fitted.baseline.booster()), tc.drift_features)
-        with run.stage("distributions"):
-            dist_cols: dict[str, Column] = {n: F.col(n).cast("double") for n in top}
-            pd_col = calibrated_pd_column(cal, F.col(score_col(champ.key)))  # what scoring writes: calibrated pd
-            dist_cols |= {"pd": pd_col, "score": points_column(pd_col, ScorecardScale.of(cfg.score))}
-            dists = training_distributions(scored.where(F.col(PART_COL) == PART_TRAIN), dist_cols, tc.drift_bins,
-                                           tc.quantile_error)
+        with run.stage("distributions"):  # features: the training part; pd and score: the held-out rows' scores
+            dists = training_distributions(scored.where(F.col(PART_COL) == PART_TRAIN),
+                                           {n: F.col(n).cast("double") for n in top}, tc.drift_bins,
+                                           tc.quantile_error) | held.distributions
         with run.stage("report_data"):
             columns = list(tc.report_columns) if tc.report_columns is not None else top[:6]
             samples = real_vs_generated(rows, deep, spec, columns, tc)
         with run.stage("publish"):
             target = publish(Outcome(plan, version, spec, counts, deep, fitted, ev, cal, gate, top, dists,
-                                      samples, imputed, champ, trees), cfg, run)
+                                      samples, imputed, champ, trees), staged, cfg, run)
     finally:
         for df in persisted:
             df.unpersist()

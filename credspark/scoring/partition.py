@@ -1,13 +1,13 @@
 """The partition scorer: feature rows in, scores out. Runs inside ``mapInPandas``; imports no pyspark.
 
 How a bundle reaches the executors: the driver reads the bundle's files into a ``{name: bytes}`` mapping
-(:func:`read_bundle_files`), verifies exactly those bytes (:func:`load_bundle_from_files`) and broadcasts the
-mapping. On a Python worker the first task writes the bytes into a private temporary directory and loads them
-with :func:`credspark.models.bundle.load_bundle` (hashes and FeatureSpec verified again), then removes the
-directory. The loaded model is cached under a module-level name keyed by the SHA-256 of the manifest (which
-lists the SHA-256 of every other file, so it names the whole bundle's content): later tasks on a reused
-worker find it there. (Keying by the broadcast object's id reloaded the model on every task: each task
-unpickles a new object.)
+(:func:`read_bundle_files`), verifies exactly those bytes (:func:`load_bundle_from_files`; both in
+:mod:`credspark.scoring._bundle_bytes`) and broadcasts the mapping. On a Python worker the first task writes the
+bytes into a private temporary directory and loads them with :func:`credspark.models.bundle.load_bundle`
+(hashes and FeatureSpec verified again), then removes the directory. The loaded model is cached under a
+module-level name keyed by the SHA-256 of the manifest (which lists the SHA-256 of every other file, so it names
+the whole bundle's content): later tasks on a reused worker find it there. (Keying by the broadcast object's id
+reloaded the model on every task: each task unpickles a new object.)
 
 Inside a task, each Arrow batch is cut into model batches (``model_batch_size`` rows) that go through the
 ResNet-LSTM embedding and the focal XGBoost; array columns become arrays with
@@ -16,38 +16,25 @@ ResNet-LSTM embedding and the focal XGBoost; array columns become arrays with
 Cheaper arithmetic, same scores (docs/scoring.md, Performance): the embedding runs through the embedder's
 ``inference_embedder()`` when it has one (the ResNet-LSTM's batch norms folded into its convolutions, built in
 memory from the verified weights and checked against the eager network); and :func:`tune_scoring_process`
-keeps the worker's heap resident (glibc) and numpy's BLAS on one thread.
+(:mod:`credspark.scoring._process`) keeps the worker's heap resident (glibc) and numpy's BLAS on one thread.
 """
 
 from __future__ import annotations
 
-import ctypes
-import hashlib
 import inspect
-import json
-import logging
-import shutil
-import tempfile
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any, Protocol
 
 import numpy as np
 import pandas as pd
 import xgboost as xgb
 
-from credspark.models.bundle import (
-    MANIFEST_FILE,
-    Bundle,
-    BundleError,
-    check_relpath,
-    inference_embed,
-    listed_file,
-    load_bundle,
-)
+from credspark.models.bundle import Bundle, BundleError, inference_embed
 from credspark.models.inputs import arrays_from_frame
 from credspark.models.spec import FeatureSpec
+from credspark.scoring._bundle_bytes import BundleFiles, bundle_digest, load_bundle_from_files, read_bundle_files
+from credspark.scoring._process import tune_scoring_process
 from credspark.scoring.attribution import embedding_attribution
 from credspark.scoring.reasons import ReasonMap, build_reason_map, top_reasons
 from credspark.scoring.scorecard import ScorecardScale, points_from_pd, risk_bands
@@ -68,24 +55,9 @@ __all__ = [
     "output_columns",
 ]
 
-#: ``{relative path: bytes}`` of every file of a bundle, manifest included.
-BundleFiles = Mapping[str, bytes]
-
-logger = logging.getLogger(__name__)
 
 #: Models kept per Python worker (a reused worker may see a new bundle version; old ones are evicted).
 _MODELS: WorkerCache[ScoringModel] = WorkerCache(2)
-#: What :func:`tune_scoring_process` did in this process (None: not called yet).
-_PROCESS_TUNING: dict[str, Any] | None = None
-
-# glibc mallopt parameters (malloc.h).
-_M_TRIM_THRESHOLD = -1
-_M_MMAP_THRESHOLD = -3
-#: Largest M_MMAP_THRESHOLD glibc accepts on 64-bit (HEAP_MAX_SIZE / 2); a 1,000-row model batch's largest
-#: activation map (1,000 x 128 filters x 48 positions x 4 B = 24.6 MB) stays below it.
-_MMAP_THRESHOLD = 32 * 2**20
-#: Free heap kept instead of being returned to the kernel (the worker's working set is a few hundred MB).
-_TRIM_THRESHOLD = 2**30
 
 
 class InjectedFailureError(RuntimeError):
@@ -94,70 +66,6 @@ class InjectedFailureError(RuntimeError):
 
 class _HasValue(Protocol):
     value: BundleFiles
-
-
-# ------------------------------------------------------------------------------------------ bundle bytes
-def read_bundle_files(directory: str | Path) -> dict[str, bytes]:
-    """Read a bundle's manifest and every file it lists into memory (not verified yet).
-
-    Args:
-        directory: The bundle directory.
-
-    Returns:
-        ``{"manifest.json": ..., "<listed path>": ...}``.
-
-    Raises:
-        BundleError: Missing manifest, unreadable manifest, a listed file missing or an unsafe file name.
-    """
-    root = Path(directory)
-    manifest = root / MANIFEST_FILE
-    # These bytes are verified only afterwards, from a private copy where links are gone: so, as load_bundle
-    # does in place, never follow a link out of the bundle (its target's hash could be in the manifest) and
-    # never open a FIFO or device (reading one can block the job forever).
-    if manifest.is_symlink() or not manifest.is_file():
-        raise BundleError(f"{manifest}: missing or not a regular file")
-    try:
-        raw = manifest.read_bytes()
-        listed = json.loads(raw)["files"]
-    except (OSError, ValueError, KeyError, TypeError) as e:
-        raise BundleError(f"{manifest}: cannot read the manifest's file list ({e})") from e
-    if not isinstance(listed, dict):
-        raise BundleError(f"{manifest}: field 'files' must be an object")
-    files = {MANIFEST_FILE: raw}
-    root_real = root.resolve()
-    for name in listed:
-        real = listed_file(root, root_real, name, f"{manifest} files")
-        try:
-            files[name] = real.read_bytes()
-        except OSError as e:
-            raise BundleError(f"{root / name}: listed in the manifest but unreadable ({e})") from e
-    return files
-
-
-def bundle_digest(files: BundleFiles) -> str:
-    """SHA-256 of the manifest bytes: names the whole bundle's content (the manifest hashes every file)."""
-    return hashlib.sha256(files[MANIFEST_FILE]).hexdigest()
-
-
-def load_bundle_from_files(files: BundleFiles, *, expected_spec: FeatureSpec | None = None) -> Bundle:
-    """Write the bytes into a private temporary directory and :func:`load_bundle` them (hashes re-verified).
-
-    Args:
-        files: From :func:`read_bundle_files`.
-        expected_spec: The FeatureSpec the rows will have; None skips the check. Defaults to None.
-
-    Returns:
-        The loaded bundle (its ``path`` names the removed temporary directory).
-    """
-    tmp = Path(tempfile.mkdtemp(prefix="credspark-score-"))
-    try:
-        for name, data in files.items():
-            target = tmp / check_relpath(name, "bundle")
-            target.parent.mkdir(parents=True, exist_ok=True)
-            target.write_bytes(data)
-        return load_bundle(tmp, expected_spec=expected_spec)
-    finally:
-        shutil.rmtree(tmp, ignore_errors=True)
 
 
 # ---------------------------------------------------------------------------------------------- params
@@ -270,57 +178,6 @@ class ScoringModel:
         return pd_, self.reason_map.scores(phi)
 
 
-def _glibc_mallopt() -> Callable[[int, int], int] | None:
-    """The C library's ``mallopt`` if it is glibc (the parameter numbers here are glibc's), else None."""
-    try:
-        libc = ctypes.CDLL(None)
-    except OSError:
-        return None
-    if getattr(libc, "gnu_get_libc_version", None) is None:
-        return None
-    mallopt = libc.mallopt
-    mallopt.argtypes, mallopt.restype = [ctypes.c_int, ctypes.c_int], ctypes.c_int
-    return mallopt
-
-
-def tune_scoring_process() -> dict[str, Any]:
-    """Settings for a process that scores (a Spark Python worker); the first call applies them, later ones don't.
-
-    - **heap kept resident** (glibc only): a model batch's activation maps are megabytes each. With glibc's
-      adaptive defaults they were served by fresh ``mmap`` or the heap top was returned to the kernel between
-      batches, so every batch faulted its working set in again, zero-filled page by page: 15-45 minor faults
-      per row and 20-40 % of the worker's CPU in the kernel (docs/scoring.md). A fixed mmap threshold of
-      32 MiB and a 1 GiB trim threshold keep that memory in the heap for reuse: the worker's resident memory
-      stays at its peak instead of going up and down.
-    - **numpy's BLAS on one thread**: the only BLAS call in scoring is the small reason-group product; with
-      OpenBLAS's default (one thread per core) the second thread only spins, which cost more CPU than the
-      product itself, and Spark already runs one worker per core.
-
-    Torch and XGBoost threads are set from :class:`ScoreParams` by :func:`cached_model` and
-    :class:`ScoringModel`.
-
-    Returns:
-        What was applied: ``{"malloc": bool, "blas_threads": int | None}``.
-    """
-    global _PROCESS_TUNING
-    if _PROCESS_TUNING is not None:
-        return _PROCESS_TUNING
-    mallopt = _glibc_mallopt()
-    malloc = mallopt is not None and bool(
-        mallopt(_M_MMAP_THRESHOLD, _MMAP_THRESHOLD) and mallopt(_M_TRIM_THRESHOLD, _TRIM_THRESHOLD)
-    )
-    blas: int | None = None
-    try:
-        from threadpoolctl import threadpool_limits
-    except ImportError:  # scikit-learn's dependency; without it BLAS keeps its default threads
-        logger.info("threadpoolctl is not installed: numpy's BLAS keeps its default threads")
-    else:
-        threadpool_limits(limits=1, user_api="blas")  # not a context: stays for the process
-        blas = 1
-    _PROCESS_TUNING = {"malloc": malloc, "blas_threads": blas}
-    return _PROCESS_TUNING
-
-
 def cached_model(params: ScoreParams, files: _HasValue | BundleFiles) -> ScoringModel:
     """The worker's model for ``params.digest``, loading it from ``files`` on the first call only.
 
@@ -409,14 +266,20 @@ class PartitionScorer:
     Args:
         files: A Spark Broadcast of the bundle's :data:`BundleFiles` (or the mapping itself, in tests).
         params: Scoring parameters.
+        keep: Input columns copied unchanged after :func:`output_columns` (the training job keeps each row's
+            ``as_of_date`` to join the scores back to its split). Defaults to none.
     """
 
     files: Any
     params: ScoreParams
+    keep: tuple[str, ...] = ()
 
     def __call__(self, batches: Iterator[pd.DataFrame]) -> Iterator[pd.DataFrame]:
         """Score every batch of one partition."""
         model = cached_model(self.params, self.files)
         counter = _BatchCounter(self.params.fail_after_batches)
         for pdf in batches:
-            yield score_frame(pdf, model, self.params, counter=counter)
+            out = score_frame(pdf, model, self.params, counter=counter)
+            for col in self.keep:
+                out[col] = pdf[col].to_numpy()
+            yield out

@@ -141,3 +141,43 @@ def test_the_demo_summary_names_the_published_champion(trained, capsys):
     doc = json.loads((trained["wh"] / "models" / "credspark" / trained["tree_version"] / "metrics.json").read_text())
     assert "plain XGBoost on static features: test AUC" in line
     assert f"{doc['gate']['test_auc']:.4f}" in line and f"{doc['gate']['baseline_auc']:.4f}" in line
+
+
+@pytest.mark.parametrize("run", ["all", "tree"])
+def test_training_evaluates_the_champion_on_what_the_scoring_job_writes_for_the_same_customers(trained, spark, run):
+    from pyspark.sql import functions as F
+
+    from credspark.evaluation import evaluate
+    from credspark.io.tables import read_table, table_ref
+    from credspark.monitoring import bin_counts
+
+    wh, version, summary = trained["wh"], trained[f"{run}_version"], trained[f"{run}_summary"]
+    with pytest.raises(SystemExit) as e:
+        score_portfolio.main(["--score-date", AS_OF.isoformat(), "--warehouse", str(wh), "--model-version", version,
+                              "--set", "spark.conf.spark.databricks.delta.snapshotPartitions=2"])
+    assert e.value.code == 0
+    cfg = config_from_dict({"warehouse": {"path": str(wh)}})
+    scores = read_table(spark, table_ref(cfg, "scores")).where(F.col("score_date") == F.lit(AS_OF))
+    split = read_table(spark, table_ref(cfg, cfg.tables.train_splits)).where(F.col("run_id") == summary["run_id"])
+    rows = (split.where(F.col("part").isin("valid", "test")).select("customer_id", "part", "label")
+            .join(scores, "customer_id")
+            .select("part", "label", "pd", "score", "model_version").toPandas())
+    counts = summary["counts"]
+    assert len(rows) == sum(counts[f"{p}_{c}"] for p in ("valid", "test") for c in (0, 1))
+    assert set(rows["model_version"]) == {version}
+    assert summary["details"]["scoring_path"]["rows"] == len(rows)
+    bundle_dir = wh / "models" / "credspark" / version
+    doc = json.loads((bundle_dir / "metrics.json").read_text())
+    name = doc["candidates"]["name"]
+    # The scoring job's pd of the held-out customers give the metrics, threshold and gate the training job published.
+    again = evaluate(rows["part"].to_numpy(), rows["label"].to_numpy(), {name: rows["pd"].to_numpy()})
+    published = doc["metrics"][name]
+    for key in ("auc", "ks", "brier", "mean_score", "threshold", "f1", "recall"):
+        assert again.metrics[name][key] == pytest.approx(published[key], abs=1e-9), key
+    assert doc["gate"]["test_auc"] == published["auc"]
+    # ... and the pd and score reference distributions the scoring job's PSI compares with.
+    dists = load_bundle(bundle_dir, expected_spec=tiny_spec()).manifest["metadata"]["training_data"]["distributions"]
+    for col in ("pd", "score"):
+        binned, missing = bin_counts(rows[col].to_numpy(), dists[col]["edges"])
+        assert missing == 0 and dists[col]["n"] == len(rows)
+        np.testing.assert_allclose(np.asarray(binned) / len(rows), dists[col]["shares"], rtol=0, atol=1e-12)

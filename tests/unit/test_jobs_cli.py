@@ -45,6 +45,7 @@ def test_help_works_with_only_the_standard_library_and_lists_the_exit_codes(job,
         ("build_features", ["--as-of", "2025-12-31", "--from", "2025-01-31"], "either --as-of or --from/--to"),
         ("train", ["--as-of", "2025-13-01"], "not an ISO date"),
         ("score_portfolio", ["--score-date", "31/12/2025"], "--score-date '31/12/2025'"),
+        ("demo", ["--customers", "0"], "--customers must be >= 1"),
     ],
 )
 def test_bad_dates_exit_2_before_anything_heavy_is_imported(job, argv, message, tmp_path):
@@ -66,3 +67,16 @@ def test_requests_are_frozen_sorted_and_checked():
         ScoreRequest.from_flags(None)
     with pytest.raises(ConfigError, match="month ends"):
         FeaturesRequest((dt.date(2025, 12, 30),))
+
+
+def test_the_demo_request_decides_the_demo_steps():
+    from credspark.job_requests import DemoRequest
+    from credspark.pipelines.demo import demo_argv
+
+    full = demo_argv(DemoRequest("/tmp/wh", 500))
+    assert [name for name, _ in full] == ["generate_portfolio", "build_features", "build_features", "train",
+                                          "score_portfolio"]
+    assert full[0][1] == ["--warehouse", "/tmp/wh", "--env", "demo", "--customers", "500"]
+    assert [name for name, _ in demo_argv(DemoRequest("/tmp/wh", 500, train=False))][-1] == "build_features"
+    with pytest.raises(ConfigError, match="--customers"):
+        DemoRequest("/tmp/wh", 0)

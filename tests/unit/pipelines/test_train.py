@@ -10,11 +10,9 @@ from pyspark.sql import functions as F
 
 from credspark.errors import EXIT_QUALITY_GATE, MissingDataError, QualityGateError
 from credspark.metrics import best_f1_threshold, credit_report
-from credspark.models.calibration import Calibrator, fit_calibrator
 from credspark.models.spec import FeatureSpec, StaticFeature
 from credspark.monitoring import psi_from_shares, reference_distribution
 from credspark.pipelines.train import (
-    calibrated_pd_column,
     evaluate,
     gate_decision,
     model_version,
@@ -88,18 +86,3 @@ def test_part_counts_and_missing_dates(spark):
     assert part_counts(df, [d1]) == {"train": {"0": 1, "1": 1}, "valid": {"0": 0, "1": 0}, "test": {"0": 1, "1": 0}}
     with pytest.raises(MissingDataError, match="2025-12-31"):
         part_counts(df, [d1, d2])
-
-
-@pytest.mark.parametrize("method", ["platt", "isotonic", "none"])
-def test_the_spark_calibration_column_matches_the_scorers_map(spark, method):
-    # What the manifest's training distribution of pd is built from must be what scoring will write.
-    rng = np.random.default_rng(3)
-    margin = rng.normal(0.0, 2.5, 4000)
-    y = (rng.random(4000) < 1 / (1 + np.exp(-(0.6 * margin - 1.0)))).astype(int)
-    cal = fit_calibrator(method, margin, y)
-    raw = 1 / (1 + np.exp(-margin))
-    df = spark.createDataFrame([(float(p),) for p in raw], "raw double")
-    got = np.array([r[0] for r in df.select(calibrated_pd_column(cal, F.col("raw"))).collect()])
-    np.testing.assert_allclose(got, cal.pd_from_margin(margin), rtol=1e-9, atol=1e-12)
-    if method != "none":
-        assert isinstance(cal, Calibrator) and np.abs(got - raw).max() > 0.05
