@@ -11,16 +11,17 @@ from __future__ import annotations
 import dataclasses
 import datetime as dt
 import logging
+from collections.abc import Mapping, Sequence
 
 from pyspark.sql import DataFrame, SparkSession
 from pyspark.sql import functions as F
 
-from credspark.config import Config, GenerateConfig
+from credspark.config import AttributeConfig, Config, GenerateConfig
 from credspark.contract import (
     EVENT_TABLES,
+    INPUT_SCHEMAS,
     OBSERVED_THROUGH_PROPERTY,
     REQUIRED_TABLES,
-    SCHEMAS,
     SOURCE_PROPERTY,
     STATUS_AFTER_AS_OF,
     STATUS_CLEAN,
@@ -64,6 +65,7 @@ __all__ = [
     "outcomes_observed_through",
     "generate_settings",
     "INPUT_TABLES",
+    "attribute_tables",
 ]
 
 log = logging.getLogger(__name__)
@@ -194,6 +196,27 @@ def ingest_uci(spark: SparkSession, cfg: Config, request: IngestUciRequest, run:
 # -------------------------------------------------------------------------------------------- validate
 
 
+def attribute_tables(declared: Mapping[str, AttributeConfig], snapshot_columns: Sequence[str] | None
+                     ) -> dict[str, dict[str, AttributeConfig]]:
+    """Which input table holds each declared attribute: the ``attributes`` snapshots, else ``customers``.
+
+    An attribute comes from the snapshots when that table has its column, otherwise from ``customers``.
+
+    Args:
+        declared: The ``attributes`` config section.
+        snapshot_columns: The ``attributes`` table's columns (None = the table does not exist).
+
+    Returns:
+        ``{"customers": {...}, "attributes": {...}}`` (declaration order kept in each).
+    """
+    have = {c.lower() for c in snapshot_columns or ()}
+    out: dict[str, dict[str, AttributeConfig]] = {"customers": {}, "attributes": {}}
+    for name, a in declared.items():
+        out["attributes" if name in have else "customers"][name] = a
+    return out
+
+
+
 def outcomes_observed_through(spark: SparkSession, cfg: Config) -> dt.date | None:
     """The date the outcomes are complete through (table property), or None when not recorded."""
     ref = _ref(cfg, "outcomes")
@@ -246,34 +269,40 @@ def validate_inputs(spark: SparkSession, cfg: Config, as_of: dt.date, run_id: st
         caller that uses one several times may want to persist it).
 
     Raises:
-        MissingDataError: customers is absent, or both transactions and statements are.
+        MissingDataError: customers is absent, or both transactions and statements are and no attribute is
+            declared.
         ContractError: a table lacks a required column or has an uncastable column type.
         RejectThresholdError: a table's rejected share (of its rows up to the as-of date) exceeds
             ``validation.max_reject_fraction``; the rejects are written first, so they can be inspected.
     """
-    refs = {name: _ref(cfg, name) for name in SCHEMAS}
+    refs = {name: _ref(cfg, name) for name in INPUT_SCHEMAS}
     present = {name: ref for name, ref in refs.items() if table_exists(spark, ref)}
-    run.details["inputs"] = {name: "present" if name in present else "absent" for name in SCHEMAS}
+    run.details["inputs"] = {name: "present" if name in present else "absent" for name in INPUT_SCHEMAS}
     for name in REQUIRED_TABLES:
         if name not in present:
             raise MissingDataError(f"table '{refs[name].name}' does not exist at {refs[name]} (required input)")
-    if not any(name in present for name in EVENT_TABLES):
+    if not any(name in present for name in EVENT_TABLES) and not cfg.attributes:
         raise MissingDataError(
             f"neither '{refs['transactions'].name}' nor '{refs['statements'].name}' exists: a source needs "
-            "transactions, statements or both")
+            "transactions, statements or both, or declared attributes (config 'attributes') for static-only data")
+    snapshots = read_table(spark, present["attributes"]).columns if "attributes" in present else None
+    held = attribute_tables(cfg.attributes, snapshots)
+    if cfg.attributes:
+        run.details["attribute_tables"] = {t: list(a) for t, a in held.items() if a}
 
     clean: dict[str, DataFrame] = {}
     stats: dict[str, dict] = {}
     with run.stage("validate"):
-        for name in INPUT_TABLES:
+        for name in (*INPUT_TABLES, "attributes"):
             if name not in present:
                 continue
-            tagged = read_table(spark, present[name]).transform(tag_rows(name, as_of))
+            attrs = held.get(name, {})
+            tagged = read_table(spark, present[name]).transform(tag_rows(name, as_of, attrs))
             stats[name] = _table_stats(tag_counts(tagged).collect())
             if stats[name][STATUS_REJECTED] and cfg.validation.write_rejects:
                 rejects_ref = table_ref(cfg, f"{present[name].name}_rejects")
                 append_table(with_run_info(rejected_rows(tagged), run_id, as_of), rejects_ref)
-            clean[name] = clean_rows(tagged, name)
+            clean[name] = clean_rows(tagged, name, attrs)
     run.counts["validation"] = stats
 
     limit = cfg.validation.max_reject_fraction
