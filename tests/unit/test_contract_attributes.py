@@ -6,7 +6,7 @@ import pytest
 from pyspark.sql import types as T
 
 from credspark.config import AttributeConfig, config_from_dict
-from credspark.contract import check_schema, tag_counts, tag_rows, table_schema
+from credspark.contract import check_schema, table_schema, tag_counts, tag_rows
 from credspark.errors import ConfigError, ContractError
 from credspark.pipelines.ingest import attribute_tables
 
