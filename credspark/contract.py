@@ -178,7 +178,7 @@ MAPPED_COLUMNS = {
 
 #: Outcomes table property: the last date the outcomes are complete for (ISO date); see docs/data-contract.md.
 OBSERVED_THROUGH_PROPERTY = "credspark.observed_through"
-#: Outcomes table property naming the loader that wrote the inputs (``generator`` or ``uci``).
+#: Outcomes table property naming the loader that wrote the inputs (``generator``, ``uci`` or ``flat``).
 SOURCE_PROPERTY = "credspark.source"
 
 #: The ``<table>_rejects`` tables: the original row as JSON, why it was rejected, and by which run.

@@ -46,7 +46,7 @@ from credspark.io.tables import (
     table_exists,
     table_ref,
 )
-from credspark.job_requests import GenerateRequest, IngestUciRequest
+from credspark.job_requests import GenerateRequest, IngestTableRequest, IngestUciRequest
 from credspark.runner import JobResult, Run
 from credspark.sources.generator import generate_tables, plan_generation
 from credspark.sources.uci import (
@@ -61,6 +61,8 @@ from credspark.sources.uci import (
 __all__ = [
     "generate_portfolio",
     "ingest_uci",
+    "ingest_table",
+    "check_ingest_table",
     "validate_inputs",
     "outcomes_observed_through",
     "generate_settings",
@@ -91,15 +93,24 @@ def _write_inputs(spark: SparkSession, cfg: Config, tables: dict[str, DataFrame]
                 run.details.setdefault("warnings", []).append(msg)
                 log.warning(msg)
             continue
-        with run.stage(f"write_{name}"):
-            overwrite_table(tables[name], ref, user_metadata=run.run_id)
-        if name == "outcomes":
-            # Only the outcomes carry properties (one extra commit); the other tables' commits carry the
-            # run id as user metadata, which leads to this run's run.
-            set_properties(spark, ref, {SOURCE_PROPERTY: source,
-                                        OBSERVED_THROUGH_PROPERTY: observed_through.isoformat()})
-        # Counted from the written table (Delta can answer a plain count from its per-file statistics).
-        run.counts[name] = read_table(spark, ref).count()
+        _write_table(spark, cfg, name, tables[name], run, source, observed_through)
+
+
+def _write_table(spark: SparkSession, cfg: Config, name: str, df: DataFrame, run: Run, source: str,
+                 observed_through: dt.date | None) -> None:
+    """Overwrite one input table (one commit), set the outcomes' properties and count what was written."""
+    ref = _ref(cfg, name)
+    with run.stage(f"write_{name}"):
+        overwrite_table(df, ref, user_metadata=run.run_id)
+    if name == "outcomes":
+        # Only the outcomes carry properties (one extra commit); the other tables' commits carry the
+        # run id as user metadata, which leads to this run's run.
+        props = {SOURCE_PROPERTY: source}
+        if observed_through is not None:
+            props[OBSERVED_THROUGH_PROPERTY] = observed_through.isoformat()
+        set_properties(spark, ref, props)
+    # Counted from the written table (Delta can answer a plain count from its per-file statistics).
+    run.counts[name] = read_table(spark, ref).count()
 
 
 # --------------------------------------------------------------------------------------------- generate
@@ -190,6 +201,72 @@ def ingest_uci(spark: SparkSession, cfg: Config, request: IngestUciRequest, run:
               "outcomes": uci_outcomes(wide, as_of)}
     with run.stage("write"):
         _write_inputs(spark, cfg, tables, run, "uci", dates.observed_through)
+    return run.result()
+
+
+# ------------------------------------------------------------------------------------------ flat files
+
+
+def check_ingest_table(cfg: Config, request: IngestTableRequest) -> None:
+    """The mapping file read and checked against the config's attributes (before the session starts)."""
+    from credspark.sources.mapping import load_mapping
+
+    load_mapping(request.mapping, cfg.attributes)
+
+
+def ingest_table(spark: SparkSession, cfg: Config, request: IngestTableRequest, run: Run) -> JobResult:
+    """Job body: load a flat CSV or Parquet file into a contract table as its mapping says, labels included.
+
+    Writes the mapping's table (``customers`` or ``attributes``) and, with a label, ``outcomes`` (property
+    ``credspark.observed_through`` = the latest label horizon end; see :mod:`credspark.sources.flat`).
+    Other tables are left as they are. Values that do not parse as their type are counted per target
+    (``counts.unparseable``) and become null; the feature job's contract then applies.
+
+    Args:
+        spark: The session.
+        cfg: Job config (``attributes``, ``tables``).
+        request: The file, its format and the mapping file.
+        run: The run; gets rows per table, positives and the unparseable values.
+
+    Returns:
+        Exit code 0 with the counts and details.
+    """
+    from credspark.io.tables import read_parquet
+    from credspark.sources.flat import (
+        flat_outcomes,
+        mapped_rows,
+        mapped_table,
+        observed_through,
+        unparseable_counts,
+    )
+    from credspark.sources.mapping import load_mapping
+
+    mapping = load_mapping(request.mapping, cfg.attributes)
+    raw = read_csv(spark, request.input) if request.format == "csv" else read_parquet(spark, request.input)
+    missing = [c for c in {mapping.key, *(c.source for c in mapping.columns)} if c.lower() not in
+               {n.lower() for n in raw.columns}]
+    if missing:
+        raise InputError(f"{request.input}: column(s) {sorted(missing)} named in {request.mapping} are not in the file")
+    with run.stage("read"):
+        stats = raw.agg(F.count(F.lit(1)).alias("rows"), *unparseable_counts(raw, mapping)).first().asDict()
+    if not stats["rows"]:
+        raise InputError(f"{request.input} holds no data rows")
+    run.counts["input_rows"] = stats.pop("rows")
+    run.counts["unparseable"] = {k[len("bad_"):]: int(v or 0) for k, v in stats.items() if v}
+    for target, n in run.counts["unparseable"].items():
+        log.warning("ingest_table: %d value(s) of %s did not parse and are null", n, target)
+    run.details["mapping"] = {"file": request.mapping, "table": mapping.table, "columns": mapping.targets,
+                              "label": mapping.label is not None}
+    rows = mapped_rows(raw, mapping)
+    tables = {mapping.table: mapped_table(rows, mapping)}
+    through = None
+    if mapping.label is not None:
+        tables["outcomes"] = flat_outcomes(rows, mapping)
+        through = observed_through(rows, mapping)
+        run.details["observed_through"] = through.isoformat() if through else None
+    with run.stage("write"):
+        for name, df in tables.items():
+            _write_table(spark, cfg, name, df, run, "flat", through)
     return run.result()
 
 
