@@ -354,7 +354,9 @@ def validate_inputs(spark: SparkSession, cfg: Config, as_of: dt.date, run_id: st
     """
     refs = {name: _ref(cfg, name) for name in INPUT_SCHEMAS}
     present = {name: ref for name, ref in refs.items() if table_exists(spark, ref)}
-    run.details["inputs"] = {name: "present" if name in present else "absent" for name in INPUT_SCHEMAS}
+    # The optional attributes table is listed when it exists or attributes are declared.
+    listed = [n for n in INPUT_SCHEMAS if n != "attributes" or "attributes" in present or cfg.attributes]
+    run.details["inputs"] = {name: "present" if name in present else "absent" for name in listed}
     for name in REQUIRED_TABLES:
         if name not in present:
             raise MissingDataError(f"table '{refs[name].name}' does not exist at {refs[name]} (required input)")
