@@ -36,6 +36,9 @@ __all__ = [
     "FeaturesConfig",
     "GenerateConfig",
     "UciConfig",
+    "AttributeConfig",
+    "ATTRIBUTE_KINDS",
+    "OTHER_CATEGORY",
     "ScoreConfig",
     "DistributedConfig",
     "ResNetLSTMConfig",
@@ -125,6 +128,11 @@ class TablesConfig:
     transactions: str = _f("transactions", "Input: card/loan transactions.")
     statements: str = _f("statements", "Input: monthly statements.")
     outcomes: str = _f("outcomes", "Input: default events.")
+    attributes: str = _f(
+        "attributes",
+        "Optional input: declared attributes by (customer_id, snapshot_date), joined point-in-time (the latest "
+        "snapshot on or before the as-of date).",
+    )
     features: str = _f("features", "Output of build_features, partitioned by as_of_date.")
     scores: str = _f("scores", "Output of score_portfolio, partitioned by score_date.")
     score_runs: str = _f("score_runs", "One row per score_portfolio run: counts, quantiles, bands, drift.")
@@ -149,6 +157,52 @@ class ValidationConfig:
         0.05, "A table whose rejected share exceeds this fails the run (0..1)."
     )
     write_rejects: bool = _f(True, "Write rejected rows to <table>_rejects with reason and run id.")
+
+
+#: Kinds of a declared attribute.
+ATTRIBUTE_KINDS = ("numeric", "categorical")
+#: Name of the category that values outside an attribute's known categories map to.
+OTHER_CATEGORY = "other"
+
+
+@dataclass(frozen=True)
+class AttributeConfig:
+    """One declared attribute (``attributes.<name>``): a customer column of the user's own, validated and a feature."""
+
+    kind: Literal["numeric", "categorical"] = _f(
+        "numeric", "'numeric' (a real value) or 'categorical' (one of the known categories, one-hot encoded)."
+    )
+    lower: float | None = _f(None, "Numeric: lowest valid value (inclusive); below it the missing policy applies.")
+    upper: float | None = _f(None, "Numeric: highest valid value (inclusive); above it the missing policy applies.")
+    categories: tuple[str, ...] = _f(
+        (),
+        "Categorical: the known categories (compared as text; required). Other values map to 'other' and are "
+        "counted; each category and 'other' become one 0/1 feature <name>__<category>.",
+    )
+    missing: Literal["null", "reject"] = _f(
+        "null",
+        "A null, NaN or infinite value, or a numeric value outside the bounds: 'null' keeps the row with the value "
+        "missing (counted), 'reject' rejects the row (rule not_null, finite or range).",
+    )
+    monotone: int = _f(
+        0, "Numeric: monotone constraint of the tree-only candidates: 1 = risk never falls as it rises, -1, 0 = none."
+    )
+
+    def __post_init__(self) -> None:
+        if self.kind == "categorical":
+            if not self.categories:
+                raise ConfigError("attributes: a categorical attribute needs 'categories' (its known values)")
+            if len(set(self.categories)) != len(self.categories) or OTHER_CATEGORY in self.categories:
+                raise ConfigError(f"attributes: categories must be distinct and not {OTHER_CATEGORY!r}: "
+                                  f"{list(self.categories)}")
+            if self.lower is not None or self.upper is not None or self.monotone:
+                raise ConfigError("attributes: lower, upper and monotone apply to numeric attributes only")
+        elif self.categories:
+            raise ConfigError("attributes: 'categories' applies to categorical attributes only")
+        if self.monotone not in (-1, 0, 1):
+            raise ConfigError(f"attributes: monotone must be 1, -1 or 0, got {self.monotone}")
+        if self.lower is not None and self.upper is not None and self.lower > self.upper:
+            raise ConfigError(f"attributes: lower {self.lower} is above upper {self.upper}")
 
 
 @dataclass(frozen=True)
@@ -498,6 +552,14 @@ class Config:
     train: TrainConfig = field(default_factory=TrainConfig)
     xgb: XGBConfig = field(default_factory=XGBConfig)
     tracking: TrackingConfig = field(default_factory=TrackingConfig)
+    attributes: dict[str, AttributeConfig] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        for name in self.attributes:
+            _check_identifier(f"attributes.{name}", name)
+            if "__" in name or not name.islower():
+                raise ConfigError(f"config key 'attributes.{name}': attribute names are lower case and hold no '__' "
+                                  "(it separates a categorical attribute from its category)")
 
 
 # ---------------------------------------------------------------------------------------------- loading
@@ -677,6 +739,19 @@ def load_config(job: str, options: JobOptions | None = None) -> Config:
     return config_from_dict(data)
 
 
+def _reference_table(title: str, cls: type, prefix: str) -> list[str]:
+    """One section of the reference: a heading, the class's docstring and a row per field (key ``prefix.field``)."""
+    lines = [f"## `{title}`", "", (cls.__doc__ or "").strip(), "",
+             "| key | type | default | meaning |", "|---|---|---|---|"]
+    hints = typing.get_type_hints(cls)
+    for f in dataclasses.fields(cls):
+        default = f.default if f.default is not dataclasses.MISSING else f.default_factory()
+        tp = str(hints[f.name]).replace("typing.", "").replace("|", "\\|")
+        d = "null" if default is None else repr(default).replace("|", "\\|")
+        lines.append(f"| `{prefix}.{f.name}` | `{tp}` | `{d}` | {f.metadata.get('doc', '')} |")
+    return [*lines, ""]
+
+
 def render_reference() -> str:
     """The config reference (docs/config.md) rendered from the dataclasses' field docs."""
     lines = [
@@ -691,15 +766,10 @@ def render_reference() -> str:
     hints_root = typing.get_type_hints(Config)
     for section in dataclasses.fields(Config):
         cls = hints_root[section.name]
-        lines += [f"## `{section.name}`", "", (cls.__doc__ or "").strip(), "",
-                  "| key | type | default | meaning |", "|---|---|---|---|"]
-        hints = typing.get_type_hints(cls)
-        for f in dataclasses.fields(cls):
-            default = f.default if f.default is not dataclasses.MISSING else f.default_factory()
-            tp = str(hints[f.name]).replace("typing.", "").replace("|", "\\|")
-            d = "null" if default is None else repr(default).replace("|", "\\|")
-            lines.append(f"| `{section.name}.{f.name}` | `{tp}` | `{d}` | {f.metadata.get('doc', '')} |")
-        lines.append("")
+        if typing.get_origin(cls) is dict:  # named entries (attributes.<name>): one table of an entry's keys
+            lines += _reference_table(section.name, typing.get_args(cls)[1], f"{section.name}.<name>")
+        else:
+            lines += _reference_table(section.name, cls, section.name)
     return "\n".join(lines)
 
 

@@ -16,7 +16,12 @@ counts and writes. What happens to a row, in order:
    delinquency outside -2..9): REJECT with ``rule`` and ``reason``;
 5. duplicates of the table's key among the remaining rows: the first by a deterministic order is kept, the
    others REJECTED as ``unique``;
-6. profile codes outside the code sets are MAPPED (education -> 4, marital status -> 3, sex -> null;
+6. declared attributes (config ``attributes``; extra columns of ``customers`` or columns of the optional
+   ``attributes`` snapshot table) follow their declaration: a value that cannot be cast is REJECTED
+   (``castable``); a null, NaN/infinite or out-of-bounds value is REJECTED (``not_null``, ``finite``,
+   ``range``) under the ``reject`` missing policy and MAPPED to null under ``null``; a categorical value
+   outside the known categories is MAPPED to ``other``;
+7. profile codes outside the code sets are MAPPED (education -> 4, marital status -> 3, sex -> null;
    implausible birth years and bad incomes -> null) and the statement month to its first day; mapped rows
    are flagged so the pipeline can count them.
 """
@@ -24,12 +29,13 @@ counts and writes. What happens to a row, in order:
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 
 from pyspark.sql import Column, DataFrame, Window
 from pyspark.sql import functions as F
 from pyspark.sql import types as T
 
+from credspark.config import OTHER_CATEGORY, AttributeConfig
 from credspark.errors import ContractError
 
 __all__ = [
@@ -37,7 +43,11 @@ __all__ = [
     "TRANSACTIONS",
     "STATEMENTS",
     "OUTCOMES",
+    "ATTRIBUTES",
     "SCHEMAS",
+    "INPUT_SCHEMAS",
+    "attribute_type",
+    "table_schema",
     "TXN_TYPES",
     "SEX_CODES",
     "EDUCATION_CODES",
@@ -123,12 +133,20 @@ OUTCOMES = T.StructType([
     T.StructField("default_date", T.DateType(), False),
 ])
 
+#: The key columns of the optional ``attributes`` table; its other columns are the declared attributes it holds.
+ATTRIBUTES = T.StructType([
+    T.StructField("customer_id", T.LongType(), False),
+    T.StructField("snapshot_date", T.DateType(), False),
+])
+
 SCHEMAS = {
     "customers": CUSTOMERS,
     "transactions": TRANSACTIONS,
     "statements": STATEMENTS,
     "outcomes": OUTCOMES,
 }
+#: Every input table, the optional attribute snapshots included (their columns beyond the key are declared).
+INPUT_SCHEMAS = {**SCHEMAS, "attributes": ATTRIBUTES}
 
 #: Tables a source must have; a source has transactions, statements or both (outcomes are optional).
 REQUIRED_TABLES = ("customers",)
@@ -139,6 +157,7 @@ UNIQUE_KEYS = {
     "transactions": ("txn_id",),
     "statements": ("customer_id", "statement_month"),
     "outcomes": ("customer_id", "default_date"),
+    "attributes": ("customer_id", "snapshot_date"),
 }
 #: The column that places a row in time.
 EVENT_COLUMNS = {
@@ -146,6 +165,7 @@ EVENT_COLUMNS = {
     "transactions": "txn_ts",
     "statements": "statement_month",
     "outcomes": "default_date",
+    "attributes": "snapshot_date",
 }
 #: Values the validation maps rather than rejects, per table (counted by the pipeline).
 MAPPED_COLUMNS = {
@@ -153,11 +173,12 @@ MAPPED_COLUMNS = {
     "transactions": (),
     "statements": ("statement_month",),
     "outcomes": (),
+    "attributes": (),
 }
 
 #: Outcomes table property: the last date the outcomes are complete for (ISO date); see docs/data-contract.md.
 OBSERVED_THROUGH_PROPERTY = "credspark.observed_through"
-#: Outcomes table property naming the loader that wrote the inputs (``generator`` or ``uci``).
+#: Outcomes table property naming the loader that wrote the inputs (``generator``, ``uci`` or ``flat``).
 SOURCE_PROPERTY = "credspark.source"
 
 #: The ``<table>_rejects`` tables: the original row as JSON, why it was rejected, and by which run.
@@ -203,10 +224,34 @@ def _castable(src: T.DataType, dst: T.DataType) -> bool:
     return False
 
 
-def _contract(table: str) -> T.StructType:
-    if table not in SCHEMAS:
-        raise ValueError(f"unknown input table {table!r} (known: {', '.join(SCHEMAS)})")
-    return SCHEMAS[table]
+Attributes = Mapping[str, AttributeConfig]
+
+
+def attribute_type(attribute: AttributeConfig) -> T.DataType:
+    """The contract type of a declared attribute: double (numeric) or string (categorical)."""
+    return T.DoubleType() if attribute.kind == "numeric" else T.StringType()
+
+
+def table_schema(table: str, attributes: Attributes | None = None) -> T.StructType:
+    """A table's contract schema with the declared attributes it holds appended (nullable, in the given order).
+
+    Raises:
+        ValueError: An unknown table.
+        ContractError: An attribute has the name of one of the table's contract columns.
+    """
+    if table not in INPUT_SCHEMAS:
+        raise ValueError(f"unknown input table {table!r} (known: {', '.join(INPUT_SCHEMAS)})")
+    base = INPUT_SCHEMAS[table]
+    if not attributes:
+        return base
+    names = {f.name for f in base.fields}
+    for name in attributes:
+        if name in names:
+            raise ContractError(table, name, "a declared attribute cannot have the name of a contract column")
+    return T.StructType([*base.fields, *(T.StructField(n, attribute_type(a), True) for n, a in attributes.items())])
+
+
+_contract = table_schema
 
 
 def _source_fields(schema: T.StructType) -> dict[str, T.StructField]:
@@ -214,12 +259,14 @@ def _source_fields(schema: T.StructType) -> dict[str, T.StructField]:
     return {f.name.lower(): f for f in schema.fields}
 
 
-def check_schema(schema: T.StructType, table: str) -> tuple[str, ...]:
+def check_schema(schema: T.StructType, table: str, attributes: Attributes | None = None) -> tuple[str, ...]:
     """Check a source schema against the contract before touching any data.
 
     Args:
         schema: The source DataFrame's schema.
-        table: Contract table name (``customers``, ``transactions``, ``statements``, ``outcomes``).
+        table: Contract table name (``customers``, ``transactions``, ``statements``, ``outcomes``,
+            ``attributes``).
+        attributes: The declared attributes the table holds (each a required column). Defaults to None.
 
     Returns:
         The nullable contract columns the source lacks (they are filled with nulls).
@@ -230,9 +277,12 @@ def check_schema(schema: T.StructType, table: str) -> tuple[str, ...]:
     """
     src = _source_fields(schema)
     missing_optional = []
-    for f in _contract(table).fields:
+    declared = set(attributes or ())
+    for f in _contract(table, attributes).fields:
         s = src.get(f.name.lower())
         if s is None:
+            if f.name in declared:
+                raise ContractError(table, f.name, "declared attribute missing")
             if not f.nullable:
                 raise ContractError(table, f.name, "required column missing")
             missing_optional.append(f.name)
@@ -310,6 +360,43 @@ def _value_checks(table: str, checks: _Checks) -> None:
             checks.add(F.abs(c(name)) > MAX_AMOUNT, "range", name, f"magnitude above {MAX_AMOUNT:g}")
 
 
+def _attribute_problem(name: str, a: AttributeConfig) -> list[tuple[Column, str, str]]:
+    """(condition, rule, text) of what the missing policy covers: null, NaN/infinite, outside the bounds."""
+    c = F.col(name)
+    out = [(c.isNull(), "not_null", "null")]
+    if a.kind == "numeric":
+        out.append((_not_finite(c), "finite", "NaN or infinite"))
+        if a.lower is not None:
+            out.append((c < a.lower, "range", f"below {a.lower:g}"))
+        if a.upper is not None:
+            out.append((c > a.upper, "range", f"above {a.upper:g}"))
+    return out
+
+
+def _attribute_checks(checks: _Checks, attributes: Attributes) -> None:
+    """Rejects under the ``reject`` missing policy (nulls, NaN/infinite, outside the bounds)."""
+    for name, a in attributes.items():
+        if a.missing == "reject":
+            for cond, rule, text in _attribute_problem(name, a):
+                checks.add(cond, rule, name, f"declared attribute {text}")
+
+
+def _attribute_maps(attributes: Attributes) -> dict[str, tuple[Column, Column]]:
+    """Per declared attribute: (flag where the value is mapped, the mapped value)."""
+    out = {}
+    for name, a in attributes.items():
+        c = F.col(name)
+        if a.kind == "categorical":
+            unknown = c.isNotNull() & ~c.isin(*a.categories)
+            out[name] = (unknown, F.when(unknown, F.lit(OTHER_CATEGORY)).otherwise(c))
+        elif a.missing == "null":
+            bad = F.lit(False)
+            for cond, _, _ in _attribute_problem(name, a)[1:]:
+                bad = bad | F.coalesce(cond, F.lit(False))
+            out[name] = (bad, F.when(~bad, c))
+    return out
+
+
 def _mapped(table: str, as_of: dt.date) -> dict[str, tuple[Column, Column]]:
     """Per mapped column: (flag where the value is mapped, the mapped value)."""
     c = F.col
@@ -362,15 +449,19 @@ def _after_as_of(table: str, as_of: dt.date) -> Column | None:
         return F.last_day(F.col("statement_month")) > d
     if table == "customers":
         return F.col("open_date") > d
+    if table == "attributes":
+        return F.col("snapshot_date") > d
     return None  # outcomes are labels: they look forward from the as-of date by design
 
 
-def tag_rows(table: str, as_of: dt.date) -> Callable[[DataFrame], DataFrame]:
+def tag_rows(table: str, as_of: dt.date, attributes: Attributes | None = None) -> Callable[[DataFrame], DataFrame]:
     """Tag every row of a source table with its fate (use with ``df.transform``).
 
     Args:
         table: Contract table name.
         as_of: The run's as-of date; events after it are excluded, not rejected.
+        attributes: The declared attributes this table holds (validated by rule 6 of the module doc; each
+            a ``_mapped_<name>`` flag). Defaults to None.
 
     Returns:
         A function mapping the source frame to: the contract columns (cast and mapped), ``_record`` (the
@@ -383,18 +474,19 @@ def tag_rows(table: str, as_of: dt.date) -> Callable[[DataFrame], DataFrame]:
     """
 
     def _tag(df: DataFrame) -> DataFrame:
-        check_schema(df.schema, table)
-        cast, failed = _cast_columns(df, table)
-        tagged = _with_rules(cast, table, as_of, failed)
-        tagged, flags = _with_maps(tagged, table, as_of)
-        tagged = _with_duplicates(tagged, table)
-        names = [f.name for f in _contract(table).fields]
+        attrs = dict(attributes or {})
+        check_schema(df.schema, table, attrs)
+        cast, failed = _cast_columns(df, table, attrs)
+        tagged = _with_rules(cast, table, as_of, failed, attrs)
+        tagged, flags = _with_maps(tagged, table, as_of, attrs)
+        tagged = _with_duplicates(tagged, table, attrs)
+        names = [f.name for f in _contract(table, attrs).fields]
         return tagged.select(*names, _RECORD, _RULE, _REASON, _EXCLUDED, *flags)
 
     return _tag
 
 
-def _cast_columns(df: DataFrame, table: str) -> tuple[DataFrame, dict[str, str]]:
+def _cast_columns(df: DataFrame, table: str, attributes: Attributes) -> tuple[DataFrame, dict[str, str]]:
     """The record, each contract column's original (``_orig_<c>``) and cast value, and cast-failure flags.
 
     Returns:
@@ -404,7 +496,7 @@ def _cast_columns(df: DataFrame, table: str) -> tuple[DataFrame, dict[str, str]]
     record = F.to_json(F.struct(*[_col(n) for n in df.columns]), {"ignoreNullFields": "false"})
     sel: list[Column] = [record.alias(_RECORD)]
     failed: dict[str, str] = {}
-    for f in _contract(table).fields:
+    for f in _contract(table, attributes).fields:
         s = src.get(f.name.lower())
         if s is None:  # an optional column the source lacks: null
             sel += [F.lit(None).cast(f.dataType).alias("_orig_" + f.name), F.lit(None).cast(f.dataType).alias(f.name)]
@@ -417,9 +509,10 @@ def _cast_columns(df: DataFrame, table: str) -> tuple[DataFrame, dict[str, str]]
     return df.select(*sel), failed
 
 
-def _with_rules(cast: DataFrame, table: str, as_of: dt.date, failed: dict[str, str]) -> DataFrame:
-    """Adds ``_after_as_of`` and the first broken rule (``_rule``, ``_reason``): steps 2-4 of the module doc."""
-    fields = list(_contract(table).fields)
+def _with_rules(cast: DataFrame, table: str, as_of: dt.date, failed: dict[str, str],
+                attributes: Attributes) -> DataFrame:
+    """Adds ``_after_as_of`` and the first broken rule (``_rule``, ``_reason``): steps 2-4 and 6 of the module doc."""
+    fields = list(_contract(table, attributes).fields)
     event = EVENT_COLUMNS[table]
     # Step 2: can the row be placed in time?
     timing = _Checks(table)
@@ -433,15 +526,17 @@ def _with_rules(cast: DataFrame, table: str, as_of: dt.date, failed: dict[str, s
     other = _Checks(table)
     _presence_checks(other, [f for f in fields if f.name != event], failed)
     _value_checks(table, other)
+    _attribute_checks(other, attributes)
     in_scope = ~F.col(_EXCLUDED)
     rule = F.coalesce(*[F.when(c, F.lit(r)) for c, r, _ in timing.items], F.when(in_scope, other.rule()))
     reason = F.coalesce(*[F.when(c, F.lit(t)) for c, _, t in timing.items], F.when(in_scope, other.reason()))
     return cast.withColumn(_EXCLUDED, excluded).withColumn(_RULE, rule).withColumn(_REASON, reason)
 
 
-def _with_maps(tagged: DataFrame, table: str, as_of: dt.date) -> tuple[DataFrame, list[str]]:
-    """Replaces the mapped columns' values and adds a ``_mapped_<column>`` flag for each (step 6)."""
-    maps = _mapped(table, as_of)
+def _with_maps(tagged: DataFrame, table: str, as_of: dt.date, attributes: Attributes
+               ) -> tuple[DataFrame, list[str]]:
+    """Replaces the mapped columns' values and adds a ``_mapped_<column>`` flag for each (steps 6 and 7)."""
+    maps = _mapped(table, as_of) | _attribute_maps(attributes)
     if not maps:
         return tagged, []
     out = tagged.select(
@@ -452,14 +547,14 @@ def _with_maps(tagged: DataFrame, table: str, as_of: dt.date) -> tuple[DataFrame
     return out, [_MAPPED + name for name in maps]
 
 
-def _with_duplicates(tagged: DataFrame, table: str) -> DataFrame:
+def _with_duplicates(tagged: DataFrame, table: str, attributes: Attributes) -> DataFrame:
     """Rejects duplicates of the table's key among the rows still in play (step 5).
 
     The first by a deterministic order is kept: the event date, then every other contract column, then the
     original values; rows equal in all of these give the same clean row whichever is kept. The JSON record
     is not used: ordering by it would build it for every row, when only rejects need it.
     """
-    fields = list(_contract(table).fields)
+    fields = list(_contract(table, attributes).fields)
     keys, event = UNIQUE_KEYS[table], EVENT_COLUMNS[table]
     in_play = F.col(_RULE).isNull() & ~F.col(_EXCLUDED)
     order = [F.col(event).asc_nulls_last()] + [
@@ -475,10 +570,10 @@ def _with_duplicates(tagged: DataFrame, table: str) -> DataFrame:
     )
 
 
-def clean_rows(tagged: DataFrame, table: str) -> DataFrame:
-    """The rows that passed, with exactly the contract's columns and types."""
+def clean_rows(tagged: DataFrame, table: str, attributes: Attributes | None = None) -> DataFrame:
+    """The rows that passed, with exactly the contract's columns and types (declared attributes last)."""
     return tagged.where(F.col(_RULE).isNull() & ~F.col(_EXCLUDED)).select(
-        *[F.col(f.name) for f in _contract(table).fields]
+        *[F.col(f.name) for f in _contract(table, attributes).fields]
     )
 
 
@@ -489,19 +584,21 @@ def rejected_rows(tagged: DataFrame) -> DataFrame:
     )
 
 
-def validate(df: DataFrame, table: str, as_of: dt.date) -> tuple[DataFrame, DataFrame]:
+def validate(df: DataFrame, table: str, as_of: dt.date, attributes: Attributes | None = None
+             ) -> tuple[DataFrame, DataFrame]:
     """Validate one source table (rows after the as-of date are dropped: neither clean nor rejected).
 
     Args:
         df: The source rows.
         table: Contract table name.
         as_of: The run's as-of date.
+        attributes: The declared attributes the table holds. Defaults to None.
 
     Returns:
         ``(clean, rejects)``: clean rows with the contract's columns; rejects with record, reason, rule.
     """
-    tagged = df.transform(tag_rows(table, as_of))
-    return clean_rows(tagged, table), rejected_rows(tagged)
+    tagged = df.transform(tag_rows(table, as_of, attributes))
+    return clean_rows(tagged, table, attributes), rejected_rows(tagged)
 
 
 def tag_counts(tagged: DataFrame) -> DataFrame:

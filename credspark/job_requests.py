@@ -31,6 +31,7 @@ __all__ = [
     "JobOptions",
     "GenerateRequest",
     "IngestUciRequest",
+    "IngestTableRequest",
     "FeaturesRequest",
     "TrainRequest",
     "ScoreRequest",
@@ -88,6 +89,21 @@ class IngestUciRequest:
     """``ingest_uci``: the CSV to load (None = ``uci.input``)."""
 
     input: str | None = None
+
+
+@dataclass(frozen=True)
+class IngestTableRequest:
+    """``ingest_table``: the file to load, its format, and the mapping file that says how."""
+
+    input: str
+    format: str
+    mapping: str
+
+    def __post_init__(self) -> None:
+        if self.format not in ("csv", "parquet"):
+            raise ConfigError(f"--format {self.format!r}: one of csv, parquet")
+        if not self.input or not self.mapping:
+            raise ConfigError("--input PATH and --mapping FILE are required")
 
 
 @dataclass(frozen=True)

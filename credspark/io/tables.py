@@ -32,6 +32,7 @@ __all__ = [
     "get_properties",
     "partition_values",
     "read_csv",
+    "read_parquet",
     "commit_version",
     "read_table_version",
 ]
@@ -247,6 +248,18 @@ def read_csv(
         reader = reader.schema(schema)
     try:
         return reader.csv(str(path))
+    except AnalysisException as e:
+        if "PATH_NOT_FOUND" in str(e) or "Path does not exist" in str(e):
+            raise MissingDataError(f"input file {path} does not exist") from e
+        raise
+
+
+def read_parquet(spark: SparkSession, path: str | Path) -> DataFrame:
+    """Read a Parquet file (or folder of them) with Spark; MissingDataError names a path that does not exist."""
+    from pyspark.errors import AnalysisException
+
+    try:
+        return spark.read.parquet(str(path))
     except AnalysisException as e:
         if "PATH_NOT_FOUND" in str(e) or "Path does not exist" in str(e):
             raise MissingDataError(f"input file {path} does not exist") from e

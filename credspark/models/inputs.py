@@ -65,7 +65,8 @@ def arrays_from_frame(
     if missing:
         raise SpecMismatchError(f"feature rows lack columns {missing}")
     static = pdf[spec.static_names].to_numpy(dtype=np.float32, na_value=np.nan)
-    dynamic = stack_array_column(pdf[SEQ_COLUMN], spec.T * spec.C, np.float32, SEQ_COLUMN).reshape(-1, spec.T, spec.C)
+    n = len(pdf)
+    dynamic = stack_array_column(pdf[SEQ_COLUMN], spec.T * spec.C, np.float32, SEQ_COLUMN).reshape(n, spec.T, spec.C)
     mask = stack_array_column(pdf[MASK_COLUMN], spec.T, np.uint8, MASK_COLUMN)
     if not with_label:
         return static, dynamic, mask

@@ -1,7 +1,8 @@
 """FeatureSpec: the shape and meaning of a model's two input blocks.
 
 A model sees, per customer, a *static* vector (numeric features plus integer-coded categoricals) and a
-*dynamic* tensor of ``T`` months x ``C`` channels with a month mask. The spec travels with every model and
+*dynamic* tensor of ``T`` months x ``C`` channels with a month mask. A static-only spec (a source with no
+transactions and no statements) has no channels and ``T = 0``. The spec travels with every model and
 bundle so that a model is never fed columns it was not trained on.
 """
 
@@ -56,7 +57,7 @@ class FeatureSpec:
     Args:
         static: The static columns, in the order of the static array's columns.
         channels: Names of the ``C`` dynamic channels, in the order of the last axis.
-        T: Number of months in the dynamic block (oldest first, the as-of month last).
+        T: Number of months in the dynamic block (oldest first, the as-of month last); 0 with no channels.
         version: Feature-set version string written by the feature job.
     """
 
@@ -72,8 +73,14 @@ class FeatureSpec:
         names = [f.name for f in self.static]
         if len(set(names)) != len(names):
             raise ValueError("FeatureSpec: duplicate static feature names")
-        if self.T < 1 or not self.channels:
-            raise ValueError("FeatureSpec: T must be >= 1 and at least one channel is needed")
+        if (self.T < 1 or not self.channels) and not (self.T == 0 and not self.channels):
+            raise ValueError("FeatureSpec: T must be >= 1 with at least one channel, or 0 without channels "
+                             "(static-only)")
+
+    @property
+    def static_only(self) -> bool:
+        """Whether the spec has no dynamic block (no channels, ``T = 0``)."""
+        return not self.channels
 
     @property
     def static_names(self) -> list[str]:
@@ -110,6 +117,11 @@ class FeatureSpec:
 
     def check_compatible(self, other: FeatureSpec, what: str = "data") -> None:
         """Raise SpecMismatchError naming the first difference between two specs."""
+        mine, theirs = self.extra.get("attributes", {}), other.extra.get("attributes", {})
+        if mine != theirs:
+            differ = sorted(n for n in set(mine) | set(theirs) if mine.get(n) != theirs.get(n))
+            raise SpecMismatchError(f"{what}: declared attributes differ: {differ} (declared here "
+                                    f"{sorted(mine)}, there {sorted(theirs)})")
         if self == other:
             return
         if self.static_names != other.static_names:

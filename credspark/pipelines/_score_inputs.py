@@ -31,6 +31,7 @@ __all__ = [
     "missing_partition",
     "read_feature_partition",
     "count_rows",
+    "unseen_category_counts",
     "load_verified_bundle",
     "score_params",
     "reject_reasons",
@@ -98,6 +99,21 @@ def count_rows(features: DataFrame, spec: FeatureSpec) -> tuple[int, dict[str, i
     ).first()
     by_reason = {t: int(row[f"r{i}"] or 0) for i, t in enumerate(texts)}
     return int(row["n"]), {t: c for t, c in by_reason.items() if c}
+
+
+def unseen_category_counts(features: DataFrame, spec: FeatureSpec) -> dict[str, int]:
+    """Rows per categorical attribute whose value is none of the known categories (its ``<name>__other`` is 1).
+
+    No Spark job when the spec declares no categorical attribute.
+    """
+    from credspark.features.attributes import SPEC_KEY
+
+    others = {name: a["columns"][-1] for name, a in spec.extra.get(SPEC_KEY, {}).items()
+              if a.get("kind") == "categorical"}
+    if not others:
+        return {}
+    row = features.agg(*(F.sum(F.col(col)).alias(name) for name, col in others.items())).first()
+    return {name: int(row[name] or 0) for name in others}
 
 
 def load_verified_bundle(

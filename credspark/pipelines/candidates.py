@@ -12,6 +12,7 @@ as a tree-only bundle.
 
 from __future__ import annotations
 
+import logging
 import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
@@ -41,11 +42,14 @@ __all__ = [
     "STATIC_COL",
     "Champion",
     "configured_candidates",
+    "candidates_for_spec",
     "evaluate_candidates",
     "fit_tree_candidates",
     "score_candidates",
     "score_col",
 ]
+
+log = logging.getLogger(__name__)
 
 #: The static block as array<float> (the tree-only candidates' input).
 STATIC_COL = "static_features"
@@ -64,6 +68,31 @@ def configured_candidates(cfg: Config) -> list[Candidate]:
         return candidates_from_config(list(cfg.train.candidates))
     except ValueError as exc:
         raise ConfigError(str(exc)) from exc
+
+
+def candidates_for_spec(candidates: Sequence[Candidate], spec: FeatureSpec, run: Run) -> list[Candidate]:
+    """The configured candidates the features allow: without a sequence (a static-only source) no embedder.
+
+    A skipped candidate is logged and reported (``details.skipped_candidates``: key -> reason).
+
+    Raises:
+        ConfigError: No configured candidate is left.
+    """
+    if not spec.static_only:
+        return list(candidates)
+    reason = ("the features have no sequence channels (static-only source): the ResNet-LSTM has no sequence "
+              "to read, so only the tree-only candidates run")
+    skipped = {c.key: reason for c in candidates if c.needs_embedder}
+    for key in skipped:
+        log.warning("train: candidate %s skipped: %s", key, reason)
+    kept = [c for c in candidates if not c.needs_embedder]
+    if not kept:
+        trees = sorted(k for k, c in CANDIDATES.items() if not c.needs_embedder)
+        raise ConfigError(f"train.candidates {[c.key for c in candidates]}: none can run on static-only features "
+                          f"(add a tree-only candidate: {trees})")
+    if skipped:
+        run.details["skipped_candidates"] = skipped
+    return kept
 
 
 # ------------------------------------------------------------------------------------------------ fit
@@ -97,8 +126,11 @@ def fit_tree_candidates(
 
     xc, tc = cfg.xgb, cfg.train
     names = list(spec.static_names)
+    from credspark.features.attributes import attribute_monotone
+
     try:
-        monotone = monotone_vector(names, dict(tc.monotone))
+        # Declared attributes' directions first; train.monotone (explicit, per feature) wins over them.
+        monotone = monotone_vector(names, attribute_monotone(cfg.attributes) | dict(tc.monotone))
     except ValueError as exc:
         raise ConfigError(str(exc)) from exc
     real = (emb.where(~F.col(SYNTHETIC_COL) & F.col(PART_COL).isin(PART_TRAIN, PART_VALID))

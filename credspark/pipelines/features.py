@@ -24,6 +24,13 @@ from pyspark.sql import functions as F
 
 from credspark.config import Config
 from credspark.errors import ConfigError, MissingDataError
+from credspark.features.attributes import (
+    SPEC_KEY,
+    attribute_features,
+    attribute_spec,
+    static_only_rows,
+    with_attributes,
+)
 from credspark.features.labels import default_events, with_labels
 from credspark.features.sequences import (
     activity_by_as_of,
@@ -126,21 +133,29 @@ def build_feature_frames(
         A :class:`FeatureFrames`.
 
     Raises:
-        MissingDataError: Neither transactions nor statements exist, or no sequence channel can be built.
+        MissingDataError: Neither transactions nor statements exist and no attribute is declared, or no
+            sequence channel can be built.
         ConfigError: Bad as-of dates or feature config.
     """
     fc = cfg.features
     dates = _check_dates(as_of_dates)
     present = tuple(s for s in _FEATURE_SOURCES if s in inputs)
     absent = tuple(s for s in (*_FEATURE_SOURCES, "outcomes") if s not in inputs)
-    if "transactions" not in present and "statements" not in present:
-        raise MissingDataError("features: neither a transactions nor a statements table exists")
+    static_only = "transactions" not in present and "statements" not in present
+    if static_only and not (cfg.attributes and "customers" in present):
+        raise MissingDataError("features: neither a transactions nor a statements table exists (a static-only "
+                               "source needs customers and declared attributes)")
     channels, left_channels = resolve_channels(fc.channels, present)
-    if not channels:
+    if not channels and not static_only:
         raise MissingDataError(f"features: none of the channels {fc.channels} has its source table")
     statics, left_static = static_features(present, fc.windows, behaviour=fc.behaviour)
+    statics += attribute_features(cfg.attributes, taken=[*(f.name for f in statics), *_IDENTITY, *_TAIL])
     if observed_through is None:
         observed_through = _default_observed_through(inputs)
+    if static_only:
+        features = static_only_rows(inputs["customers"], dates).transform(with_profile_features(present))
+        return _finish(features, inputs, dates, cfg, statics, channels=(), T=0, present=present, absent=absent,
+                       left_out=_merge(left_static, left_channels), observed_through=observed_through)
 
     lookback = max(fc.T, max(fc.windows))
     monthly = monthly_activity(
@@ -162,6 +177,20 @@ def build_feature_frames(
         .transform(with_sequences(len(channels), fc.T))
         .transform(with_profile_features(present))
     )
+    return _finish(features, inputs, dates, cfg, statics, channels=channels, T=fc.T, present=present,
+                   absent=absent,
+                   left_out=_merge(left_static, left_channels), observed_through=observed_through)
+
+
+def _finish(features: DataFrame, inputs: Mapping[str, DataFrame], dates: tuple[dt.date, ...], cfg: Config,
+            statics: list, *, channels: tuple[str, ...], T: int, present: tuple[str, ...],  # noqa: N803
+            absent: tuple[str, ...], left_out: dict[str, list[str]], observed_through: dt.date | None
+            ) -> FeatureFrames:
+    """Declared attributes, labels and the version on the population rows; the spec and table properties."""
+    fc = cfg.features
+    if cfg.attributes:
+        features = features.transform(
+            with_attributes(cfg.attributes, inputs.get("customers"), inputs.get("attributes"), dates))
     events = (
         inputs["outcomes"].transform(default_events(dates, fc.horizon_months)) if "outcomes" in inputs else None
     )
@@ -171,14 +200,10 @@ def build_feature_frames(
     static_names = [f.name for f in statics]
     features = features.select(*_IDENTITY, *static_names, *_TAIL)
 
-    left_out = _merge(left_static, left_channels)
-    spec = FeatureSpec(
-        static=tuple(statics),
-        channels=channels,
-        T=fc.T,
-        version=fc.version,
-        extra={"horizon_months": fc.horizon_months, "windows": list(fc.windows), "absent_sources": list(absent)},
-    )
+    extra = {"horizon_months": fc.horizon_months, "windows": list(fc.windows), "absent_sources": list(absent)}
+    if cfg.attributes:
+        extra[SPEC_KEY] = attribute_spec(cfg.attributes)
+    spec = FeatureSpec(static=tuple(statics), channels=channels, T=T, version=fc.version, extra=extra)
     props = feature_table_properties(spec, absent_sources=absent, left_out=left_out,
                                      horizon_months=fc.horizon_months)
     return FeatureFrames(features, spec, dates, present, absent, left_out, observed_through, props)

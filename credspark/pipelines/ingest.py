@@ -11,16 +11,17 @@ from __future__ import annotations
 import dataclasses
 import datetime as dt
 import logging
+from collections.abc import Mapping, Sequence
 
 from pyspark.sql import DataFrame, SparkSession
 from pyspark.sql import functions as F
 
-from credspark.config import Config, GenerateConfig
+from credspark.config import AttributeConfig, Config, GenerateConfig
 from credspark.contract import (
     EVENT_TABLES,
+    INPUT_SCHEMAS,
     OBSERVED_THROUGH_PROPERTY,
     REQUIRED_TABLES,
-    SCHEMAS,
     SOURCE_PROPERTY,
     STATUS_AFTER_AS_OF,
     STATUS_CLEAN,
@@ -45,7 +46,7 @@ from credspark.io.tables import (
     table_exists,
     table_ref,
 )
-from credspark.job_requests import GenerateRequest, IngestUciRequest
+from credspark.job_requests import GenerateRequest, IngestTableRequest, IngestUciRequest
 from credspark.runner import JobResult, Run
 from credspark.sources.generator import generate_tables, plan_generation
 from credspark.sources.uci import (
@@ -60,10 +61,13 @@ from credspark.sources.uci import (
 __all__ = [
     "generate_portfolio",
     "ingest_uci",
+    "ingest_table",
+    "check_ingest_table",
     "validate_inputs",
     "outcomes_observed_through",
     "generate_settings",
     "INPUT_TABLES",
+    "attribute_tables",
 ]
 
 log = logging.getLogger(__name__)
@@ -89,15 +93,24 @@ def _write_inputs(spark: SparkSession, cfg: Config, tables: dict[str, DataFrame]
                 run.details.setdefault("warnings", []).append(msg)
                 log.warning(msg)
             continue
-        with run.stage(f"write_{name}"):
-            overwrite_table(tables[name], ref, user_metadata=run.run_id)
-        if name == "outcomes":
-            # Only the outcomes carry properties (one extra commit); the other tables' commits carry the
-            # run id as user metadata, which leads to this run's run.
-            set_properties(spark, ref, {SOURCE_PROPERTY: source,
-                                        OBSERVED_THROUGH_PROPERTY: observed_through.isoformat()})
-        # Counted from the written table (Delta can answer a plain count from its per-file statistics).
-        run.counts[name] = read_table(spark, ref).count()
+        _write_table(spark, cfg, name, tables[name], run, source, observed_through)
+
+
+def _write_table(spark: SparkSession, cfg: Config, name: str, df: DataFrame, run: Run, source: str,
+                 observed_through: dt.date | None) -> None:
+    """Overwrite one input table (one commit), set the outcomes' properties and count what was written."""
+    ref = _ref(cfg, name)
+    with run.stage(f"write_{name}"):
+        overwrite_table(df, ref, user_metadata=run.run_id)
+    if name == "outcomes":
+        # Only the outcomes carry properties (one extra commit); the other tables' commits carry the
+        # run id as user metadata, which leads to this run's run.
+        props = {SOURCE_PROPERTY: source}
+        if observed_through is not None:
+            props[OBSERVED_THROUGH_PROPERTY] = observed_through.isoformat()
+        set_properties(spark, ref, props)
+    # Counted from the written table (Delta can answer a plain count from its per-file statistics).
+    run.counts[name] = read_table(spark, ref).count()
 
 
 # --------------------------------------------------------------------------------------------- generate
@@ -191,7 +204,94 @@ def ingest_uci(spark: SparkSession, cfg: Config, request: IngestUciRequest, run:
     return run.result()
 
 
+# ------------------------------------------------------------------------------------------ flat files
+
+
+def check_ingest_table(cfg: Config, request: IngestTableRequest) -> None:
+    """The mapping file read and checked against the config's attributes (before the session starts)."""
+    from credspark.sources.mapping import load_mapping
+
+    load_mapping(request.mapping, cfg.attributes)
+
+
+def ingest_table(spark: SparkSession, cfg: Config, request: IngestTableRequest, run: Run) -> JobResult:
+    """Job body: load a flat CSV or Parquet file into a contract table as its mapping says, labels included.
+
+    Writes the mapping's table (``customers`` or ``attributes``) and, with a label, ``outcomes`` (property
+    ``credspark.observed_through`` = the latest label horizon end; see :mod:`credspark.sources.flat`).
+    Other tables are left as they are. Values that do not parse as their type are counted per target
+    (``counts.unparseable``) and become null; the feature job's contract then applies.
+
+    Args:
+        spark: The session.
+        cfg: Job config (``attributes``, ``tables``).
+        request: The file, its format and the mapping file.
+        run: The run; gets rows per table, positives and the unparseable values.
+
+    Returns:
+        Exit code 0 with the counts and details.
+    """
+    from credspark.io.tables import read_parquet
+    from credspark.sources.flat import (
+        flat_outcomes,
+        mapped_rows,
+        mapped_table,
+        observed_through,
+        unparseable_counts,
+    )
+    from credspark.sources.mapping import load_mapping
+
+    mapping = load_mapping(request.mapping, cfg.attributes)
+    raw = read_csv(spark, request.input) if request.format == "csv" else read_parquet(spark, request.input)
+    missing = [c for c in {mapping.key, *(c.source for c in mapping.columns)} if c.lower() not in
+               {n.lower() for n in raw.columns}]
+    if missing:
+        raise InputError(f"{request.input}: column(s) {sorted(missing)} named in {request.mapping} are not in the file")
+    with run.stage("read"):
+        stats = raw.agg(F.count(F.lit(1)).alias("rows"), *unparseable_counts(raw, mapping)).first().asDict()
+    if not stats["rows"]:
+        raise InputError(f"{request.input} holds no data rows")
+    run.counts["input_rows"] = stats.pop("rows")
+    run.counts["unparseable"] = {k[len("bad_"):]: int(v or 0) for k, v in stats.items() if v}
+    for target, n in run.counts["unparseable"].items():
+        log.warning("ingest_table: %d value(s) of %s did not parse and are null", n, target)
+    run.details["mapping"] = {"file": request.mapping, "table": mapping.table, "columns": mapping.targets,
+                              "label": mapping.label is not None}
+    rows = mapped_rows(raw, mapping)
+    tables = {mapping.table: mapped_table(rows, mapping)}
+    through = None
+    if mapping.label is not None:
+        tables["outcomes"] = flat_outcomes(rows, mapping)
+        through = observed_through(rows, mapping)
+        run.details["observed_through"] = through.isoformat() if through else None
+    with run.stage("write"):
+        for name, df in tables.items():
+            _write_table(spark, cfg, name, df, run, "flat", through)
+    return run.result()
+
+
 # -------------------------------------------------------------------------------------------- validate
+
+
+def attribute_tables(declared: Mapping[str, AttributeConfig], snapshot_columns: Sequence[str] | None
+                     ) -> dict[str, dict[str, AttributeConfig]]:
+    """Which input table holds each declared attribute: the ``attributes`` snapshots, else ``customers``.
+
+    An attribute comes from the snapshots when that table has its column, otherwise from ``customers``.
+
+    Args:
+        declared: The ``attributes`` config section.
+        snapshot_columns: The ``attributes`` table's columns (None = the table does not exist).
+
+    Returns:
+        ``{"customers": {...}, "attributes": {...}}`` (declaration order kept in each).
+    """
+    have = {c.lower() for c in snapshot_columns or ()}
+    out: dict[str, dict[str, AttributeConfig]] = {"customers": {}, "attributes": {}}
+    for name, a in declared.items():
+        out["attributes" if name in have else "customers"][name] = a
+    return out
+
 
 
 def outcomes_observed_through(spark: SparkSession, cfg: Config) -> dt.date | None:
@@ -246,34 +346,42 @@ def validate_inputs(spark: SparkSession, cfg: Config, as_of: dt.date, run_id: st
         caller that uses one several times may want to persist it).
 
     Raises:
-        MissingDataError: customers is absent, or both transactions and statements are.
+        MissingDataError: customers is absent, or both transactions and statements are and no attribute is
+            declared.
         ContractError: a table lacks a required column or has an uncastable column type.
         RejectThresholdError: a table's rejected share (of its rows up to the as-of date) exceeds
             ``validation.max_reject_fraction``; the rejects are written first, so they can be inspected.
     """
-    refs = {name: _ref(cfg, name) for name in SCHEMAS}
+    refs = {name: _ref(cfg, name) for name in INPUT_SCHEMAS}
     present = {name: ref for name, ref in refs.items() if table_exists(spark, ref)}
-    run.details["inputs"] = {name: "present" if name in present else "absent" for name in SCHEMAS}
+    # The optional attributes table is listed when it exists or attributes are declared.
+    listed = [n for n in INPUT_SCHEMAS if n != "attributes" or "attributes" in present or cfg.attributes]
+    run.details["inputs"] = {name: "present" if name in present else "absent" for name in listed}
     for name in REQUIRED_TABLES:
         if name not in present:
             raise MissingDataError(f"table '{refs[name].name}' does not exist at {refs[name]} (required input)")
-    if not any(name in present for name in EVENT_TABLES):
+    if not any(name in present for name in EVENT_TABLES) and not cfg.attributes:
         raise MissingDataError(
             f"neither '{refs['transactions'].name}' nor '{refs['statements'].name}' exists: a source needs "
-            "transactions, statements or both")
+            "transactions, statements or both, or declared attributes (config 'attributes') for static-only data")
+    snapshots = read_table(spark, present["attributes"]).columns if "attributes" in present else None
+    held = attribute_tables(cfg.attributes, snapshots)
+    if cfg.attributes:
+        run.details["attribute_tables"] = {t: list(a) for t, a in held.items() if a}
 
     clean: dict[str, DataFrame] = {}
     stats: dict[str, dict] = {}
     with run.stage("validate"):
-        for name in INPUT_TABLES:
+        for name in (*INPUT_TABLES, "attributes"):
             if name not in present:
                 continue
-            tagged = read_table(spark, present[name]).transform(tag_rows(name, as_of))
+            attrs = held.get(name, {})
+            tagged = read_table(spark, present[name]).transform(tag_rows(name, as_of, attrs))
             stats[name] = _table_stats(tag_counts(tagged).collect())
             if stats[name][STATUS_REJECTED] and cfg.validation.write_rejects:
                 rejects_ref = table_ref(cfg, f"{present[name].name}_rejects")
                 append_table(with_run_info(rejected_rows(tagged), run_id, as_of), rejects_ref)
-            clean[name] = clean_rows(tagged, name)
+            clean[name] = clean_rows(tagged, name, attrs)
     run.counts["validation"] = stats
 
     limit = cfg.validation.max_reject_fraction

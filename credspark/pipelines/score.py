@@ -44,6 +44,7 @@ from credspark.pipelines._score_inputs import (
     score_params,
     scored_rows,
     udf_output_schema,
+    unseen_category_counts,
 )
 from credspark.pipelines._score_monitor import drift_text, monitor, training_distributions
 from credspark.runner import JobResult, Run
@@ -129,6 +130,9 @@ def score_portfolio(spark: SparkSession, cfg: Config, request: ScoreRequest, run
     with run.stage("read_features"):
         features, spec = read_feature_partition(spark, cfg, score_date)
         total, rejected_by_reason = count_rows(features, spec)
+        unseen = unseen_category_counts(features, spec)
+    if unseen:  # declared categorical attributes: values outside the bundle's known categories score as 'other'
+        run.counts["unseen_categories"] = unseen
     if total == 0:
         raise missing_partition(table_ref(cfg, cfg.tables.features), score_date)
     rejected = sum(rejected_by_reason.values())

@@ -83,6 +83,7 @@ from credspark.pipelines._train_steps import (
     top_static,
 )
 from credspark.pipelines.candidates import (
+    candidates_for_spec,
     configured_candidates,
     evaluate_candidates,
     fit_tree_candidates,
@@ -141,7 +142,6 @@ def train_model(spark: SparkSession, cfg: Config, request: TrainRequest, run: Ru
     cfg = plan_workers(spark, cfg)  # every distributed stage's workers fit the free slots; 'auto' resolved
     tc = cfg.train
     candidates = configured_candidates(cfg)
-    with_paper = any(c.needs_embedder for c in candidates)
     plan = check_train_request(cfg, request)
     version = model_version(plan.dates, run.run_id)
     run.details |= {"split": plan.to_dict(), "model_name": tc.model_name, "version": version}
@@ -157,6 +157,8 @@ def train_model(spark: SparkSession, cfg: Config, request: TrainRequest, run: Ru
     try:
         with run.stage("read"):
             features, spec = read_training_rows(spark, cfg, plan.dates)
+        candidates = candidates_for_spec(candidates, spec, run)  # static-only features: tree-only candidates
+        with_paper = any(c.needs_embedder for c in candidates)
         with run.stage("split"):
             cols = [*KEY_COLS, *spec.static_names, "seq", "seq_mask", "label"]
             rows = keep(features.select(*cols).transform(with_parts(plan)).withColumn(SYNTHETIC_COL, F.lit(False)))

@@ -12,7 +12,7 @@ from credspark.errors import ConfigError
 from credspark.job_requests import FeaturesRequest, ScoreRequest, TrainRequest
 
 REPO = Path(__file__).resolve().parents[2]
-JOBS = ["build_features", "train", "score_portfolio", "generate_portfolio", "ingest_uci", "demo"]
+JOBS = ["build_features", "train", "score_portfolio", "generate_portfolio", "ingest_uci", "ingest_table", "demo"]
 
 
 def _bare_python(args, tmp_path):
