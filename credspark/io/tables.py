@@ -34,6 +34,7 @@ __all__ = [
     "read_csv",
     "commit_version",
     "read_table_version",
+    "table_version",
 ]
 
 _IDENT = re.compile(r"^[A-Za-z_][A-Za-z0-9_]{0,127}$")
@@ -278,6 +279,17 @@ def commit_version(spark: SparkSession, ref: TableRef, user_metadata: str, *, se
     hist = _delta_table(spark, ref).history(search)
     row = hist.where(F.col("userMetadata") == F.lit(user_metadata)).agg(F.max("version")).first()
     return None if row is None or row[0] is None else int(row[0])
+
+
+def table_version(spark: SparkSession, ref: TableRef) -> int:
+    """The table's latest Delta version (its newest commit).
+
+    Raises:
+        MissingDataError: The table does not exist.
+    """
+    if not table_exists(spark, ref):
+        raise MissingDataError(f"table '{ref.name}' does not exist at {ref}")
+    return int(_delta_table(spark, ref).history(1).select("version").first()[0])
 
 
 def read_table_version(spark: SparkSession, ref: TableRef, version: int) -> DataFrame:
