@@ -6,8 +6,7 @@ identifiers, so a config value can neither escape the warehouse nor inject SQL.
 A write that creates its table races every other writer creating it at the same moment: Delta lets one of
 them commit the table's first version and fails the others with a conflict. Such a write is retried once
 against the table that now exists (nothing of the failed attempt was committed), so concurrent first runs
-end with one table holding every run's rows. :func:`vacuum_table` is the retention step: it deletes files
-that neither the retained versions nor a write that may still be running can need.
+end with one table holding every run's rows.
 """
 
 from __future__ import annotations
@@ -15,7 +14,6 @@ from __future__ import annotations
 import datetime as dt
 import logging
 import re
-import time
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -43,7 +41,6 @@ __all__ = [
     "commit_version",
     "read_table_version",
     "table_version",
-    "vacuum_table",
 ]
 
 log = logging.getLogger(__name__)
@@ -326,71 +323,3 @@ def read_table_version(spark: SparkSession, ref: TableRef, version: int) -> Data
         return spark.read.option("versionAsOf", int(version)).table(ref.qualified.replace("`", ""))
     return spark.read.format("delta").option("versionAsOf", int(version)).load(ref.path)
 
-
-#: Delta refuses a VACUUM retention below its own default (7 days) unless this check is off.
-_RETENTION_CHECK = "spark.databricks.delta.retentionDurationCheck.enabled"
-#: Added to the retention: Delta reads its clock when VACUUM starts, later than the age is computed here (on a
-#: loaded driver, seconds to minutes), and a commit's removals are stamped before its commit time.
-_MARGIN_S = 3600.0
-
-
-def vacuum_table(spark: SparkSession, ref: TableRef, *, keep_versions: int = 10, keep_hours: float = 168.0) -> dict:
-    """Delete the files of a Delta table that no retained version needs (Delta ``VACUUM``).
-
-    Retained: the newest ``keep_versions`` versions and every version committed in the last ``keep_hours``
-    hours, whichever reaches further back, plus one hour; each stays readable by time travel. Deleted: files
-    that only older versions used, and files no version references (left by killed or failed writes) written
-    before that point. A write still running is safe when it started less than ``keep_hours`` ago (its files are
-    not committed yet, so only their age protects them): keep ``keep_hours`` above the longest write. Delta's
-    own guard refuses less than 168 hours; a smaller ``keep_hours`` switches it off for this call.
-
-    Args:
-        spark: The session.
-        ref: The table.
-        keep_versions: Newest versions kept readable, at least 1. Defaults to 10.
-        keep_hours: Versions of the last hours kept readable; also the minimum age of a deleted file.
-            Defaults to 168.0 (Delta's default retention).
-
-    Returns:
-        ``{"oldest_kept_version", "retention_hours", "files_deleted"}`` (files counted on a local
-        warehouse only; None elsewhere).
-
-    Raises:
-        MissingDataError: The table does not exist.
-        ValueError: ``keep_versions`` < 1 or ``keep_hours`` < 0.
-    """
-    from pyspark.sql import functions as F
-
-    if keep_versions < 1 or keep_hours < 0:
-        raise ValueError(f"vacuum {ref.name}: keep_versions must be >= 1 and keep_hours >= 0, "
-                         f"got {keep_versions} and {keep_hours}")
-    if not table_exists(spark, ref):
-        raise MissingDataError(f"table '{ref.name}' does not exist at {ref}")
-    table = _delta_table(spark, ref)
-    hist = table.history().select("version", F.expr("unix_millis(timestamp)").alias("ms")).orderBy("version")
-    versions = [(int(r["version"]), int(r["ms"])) for r in hist.collect()]
-    oldest_version, oldest_ms = versions[-min(keep_versions, len(versions))]
-    age_h = max(0.0, time.time() - oldest_ms / 1000.0 + _MARGIN_S) / 3600.0
-    hours = max(float(keep_hours), age_h)
-    previous = spark.conf.get(_RETENTION_CHECK, "true")
-    if hours < 168.0:
-        spark.conf.set(_RETENTION_CHECK, "false")
-    try:
-        before = set(_table_files(ref))
-        table.vacuum(hours)
-    finally:
-        spark.conf.set(_RETENTION_CHECK, previous)
-    deleted = len(before - set(_table_files(ref))) if before else None
-    log.info("vacuum %s: kept versions >= %d (retention %.4f h), files deleted: %s", ref.name, oldest_version,
-             hours, deleted)
-    return {"oldest_kept_version": oldest_version, "retention_hours": hours, "files_deleted": deleted}
-
-
-def _table_files(ref: TableRef) -> list[str]:
-    """Data files under a path table's folder (not the Delta log); empty for a metastore table."""
-    if not ref.path:
-        return []
-    loc = warehouse.as_location(ref.path)
-    if isinstance(loc, Path):
-        return [str(p) for p in loc.rglob("*.parquet") if "_delta_log" not in p.parts]
-    return []
