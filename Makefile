@@ -28,7 +28,7 @@ AIRFLOW_STAMP := $(AIRFLOW_VENV)/.installed
 PACK_VENV ?= .venv-pack
 WHEEL := dist/credspark-0.1.0-py3-none-any.whl
 
-.PHONY: help venv jars demo test test-cluster pack test-fast lint bench bench-features bench-models bench-train bench-champion bench-scoring bench-deep dist clean \
+.PHONY: help venv jars demo test test-cluster pack test-fast lint bench bench-features bench-models bench-train bench-champion bench-scoring bench-deep bench-recovery dist clean \
 	horovod venv-compat jars-compat test-compat bench-paper jars-s3a venv-s3 test-s3 venv-airflow test-airflow
 
 help: ## list the targets
@@ -99,7 +99,7 @@ test-fast: venv jars ## unit tests only
 lint: venv ## ruff (style + docstrings)
 	$(VENV)/bin/ruff check credspark jobs tests benchmarks
 
-bench: bench-features bench-models bench-train bench-champion bench-scoring ## all benchmarks (long; not part of make test)
+bench: bench-features bench-models bench-train bench-champion bench-scoring bench-recovery ## all benchmarks (long; not part of make test)
 
 bench-features: venv jars ## Spark feature build vs DuckDB on generated portfolios
 	$(PY) benchmarks/features.py
@@ -115,6 +115,9 @@ bench-scoring: venv jars ## Spark scoring vs the in-process limit
 
 bench-deep: venv jars ## distributed ResNet-LSTM / ACTGAN epochs, 1 vs 2 workers
 	$(PY) benchmarks/train_deep.py
+
+bench-recovery: venv jars ## scoring and distributed training with one worker killed vs undisturbed (wall-time ratios)
+	$(PY) benchmarks/recovery.py
 
 bench-models: venv ## model quality on the UCI data (paper protocol)
 	$(PY) benchmarks/models_uci.py

@@ -356,7 +356,17 @@ class DistributedConfig:
     checkpoint_dir: str | None = _f(
         None, "Folder of per-epoch checkpoints (shared by all workers); null = <work_dir>/checkpoints."
     )
-    resume: bool = _f(True, "Resume each model from its latest checkpoint in checkpoint_dir when one exists.")
+    resume: bool = _f(
+        True,
+        "Resume each model from its latest checkpoint in checkpoint_dir when one exists and was written by the "
+        "same run: same fingerprint (features table version, split, label counts of the training and validation "
+        "rows, feature spec, the model's config section but epochs, seed, checkpoint format).",
+    )
+    on_checkpoint_mismatch: Literal["fail", "restart"] = _f(
+        "fail",
+        "When the latest checkpoint's fingerprint differs from the run's: 'fail' stops before training (exit "
+        "code 2, naming each difference); 'restart' trains from epoch 0 and replaces those checkpoints.",
+    )
     seed: int = _f(7, "Seed of the feeds' shuffles, weight initialisation and noise.")
     files_per_worker: int = _f(4, "arrow feed: Parquet files written per worker when materialising a feed.")
     prefetch: int = _f(2, "Batches each worker prepares ahead in a background thread.")

@@ -10,22 +10,49 @@ Layout under a checkpoint root (one root per model)::
 A checkpoint folder is written under a temporary name and renamed, then ``LATEST`` is replaced
 atomically, so a crash never leaves a half-written checkpoint as the latest one. The root must be on a
 file system every worker can read (all ranks load the same checkpoint when resuming).
+
+Every checkpoint records the *fingerprint* of its run in ``state.json``: what decides whether resuming
+from it continues the same training (the data's identity and sizes, the model's config, the format
+version :data:`FORMAT_VERSION` of this module). :func:`checkpoint_to_resume` resumes only from a checkpoint
+whose fingerprint equals the run's; otherwise it refuses (:class:`CheckpointMismatchError`, naming each
+difference) or, when asked, ignores it so the run starts fresh (its first checkpoint then replaces the
+stale ones).
 """
 
 from __future__ import annotations
 
 import json
+import logging
 import os
 import shutil
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import torch
 from safetensors.torch import load_file, save_file
 from torch import Tensor, nn
 
-__all__ = ["Checkpoint", "save_checkpoint", "latest_checkpoint", "optimizer_to_flat", "optimizer_from_flat"]
+from credspark.errors import ConfigError
+
+__all__ = [
+    "Checkpoint",
+    "CheckpointMismatchError",
+    "FORMAT_VERSION",
+    "save_checkpoint",
+    "latest_checkpoint",
+    "checkpoint_to_resume",
+    "fingerprint_differences",
+    "optimizer_to_flat",
+    "optimizer_from_flat",
+]
+
+log = logging.getLogger("credspark.distributed")
+
+#: Version of the checkpoint layout and of what its fingerprint holds; a checkpoint of another version is
+#: never resumed. 1: no fingerprint. 2: ``state.json`` carries ``fingerprint``.
+FORMAT_VERSION = 2
 
 _LATEST = "LATEST"
 _MODULES = "modules.safetensors"
@@ -80,6 +107,42 @@ def optimizer_from_flat(optimizer: torch.optim.Optimizer, tensors: dict[str, Ten
     optimizer.load_state_dict({"state": state, "param_groups": groups})
 
 
+class CheckpointMismatchError(ConfigError):
+    """The latest checkpoint belongs to another run (its fingerprint differs); exit code 2."""
+
+
+def _canonical(fingerprint: Mapping[str, Any]) -> dict[str, Any]:
+    """The fingerprint as JSON reads it back (tuples become lists), with the format version."""
+    return json.loads(json.dumps({"format": FORMAT_VERSION, **fingerprint}, sort_keys=True))
+
+
+def _short(value: Any) -> str:
+    text = json.dumps(value, sort_keys=True)
+    return text if len(text) <= 80 else text[:77] + "..."
+
+
+def fingerprint_differences(saved: Mapping[str, Any], current: Mapping[str, Any], prefix: str = "") -> list[str]:
+    """Each key whose value differs between two fingerprints, as ``"key: checkpoint X, this run Y"``.
+
+    Args:
+        saved: The checkpoint's fingerprint.
+        current: The run's fingerprint.
+        prefix: Dotted path of the enclosing keys (used by the recursion).
+
+    Returns:
+        One line per differing leaf (dotted key paths, ``absent`` for a missing key), sorted by key.
+    """
+    out: list[str] = []
+    for key in sorted(set(saved) | set(current)):
+        name = f"{prefix}{key}"
+        a, b = saved.get(key, "absent"), current.get(key, "absent")
+        if isinstance(a, Mapping) and isinstance(b, Mapping):
+            out += fingerprint_differences(a, b, f"{name}.")
+        elif a != b:
+            out.append(f"{name}: checkpoint {_short(a)}, this run {_short(b)}")
+    return out
+
+
 @dataclass(frozen=True)
 class Checkpoint:
     """One complete checkpoint on disk.
@@ -122,8 +185,12 @@ def save_checkpoint(
     modules: dict[str, nn.Module | dict[str, Tensor]],
     optimizers: dict[str, torch.optim.Optimizer],
     extra: dict[str, Any],
+    fingerprint: Mapping[str, Any] | None = None,
 ) -> Path:
     """Write the checkpoint of a finished epoch and point ``LATEST`` at it (chief only).
+
+    Checkpoints of later epochs than ``epoch`` (left by another run in the same root) are removed, as are
+    all but the newest few of this run.
 
     Args:
         root: Checkpoint root of one model.
@@ -131,6 +198,8 @@ def save_checkpoint(
         modules: Modules (or ready state dicts, e.g. best weights) by name.
         optimizers: Optimizers by name.
         extra: JSON-safe training state (history, early-stopping counters, fitted preprocessing).
+        fingerprint: JSON-safe identity of the run (see :func:`checkpoint_to_resume`); the format version
+            is added. Defaults to None (the format version alone).
 
     Returns:
         The checkpoint folder.
@@ -155,16 +224,18 @@ def save_checkpoint(
         opt_meta[oname] = meta
     if opt_flat:
         save_file(opt_flat, str(tmp / _OPTIMIZERS))
-    (tmp / _STATE).write_text(json.dumps({"epoch": int(epoch), "optimizers": opt_meta, "extra": extra}, allow_nan=True))
+    state = {"epoch": int(epoch), "optimizers": opt_meta, "extra": extra, "fingerprint": _canonical(fingerprint or {})}
+    (tmp / _STATE).write_text(json.dumps(state, allow_nan=True))
     final = root / name
     shutil.rmtree(final, ignore_errors=True)
     os.replace(tmp, final)
     latest_tmp = root / f".{_LATEST}.tmp"
     latest_tmp.write_text(name)
     os.replace(latest_tmp, root / _LATEST)
-    # Keep the newest few: older ones only cost disk.
+    # Keep the newest few: older ones only cost disk. Later epochs than this one are another run's.
     done = sorted(p for p in root.glob("epoch-*") if p.is_dir())
-    for old in done[:-_KEEP]:
+    mine = [p for p in done if p.name <= name]
+    for old in mine[:-_KEEP] + [p for p in done if p.name > name]:
         shutil.rmtree(old, ignore_errors=True)
     return final
 
@@ -185,3 +256,41 @@ def latest_checkpoint(root: str | Path) -> Checkpoint | None:
     path = root / pointer.read_text().strip()
     state = json.loads((path / _STATE).read_text())
     return Checkpoint(path=path, epoch=int(state["epoch"]), state=state)
+
+
+def checkpoint_to_resume(
+    root: str | Path,
+    fingerprint: Mapping[str, Any] | None,
+    *,
+    on_mismatch: Literal["fail", "restart"] = "fail",
+) -> Checkpoint | None:
+    """The latest checkpoint under ``root`` if it was written by the same run, else None or an error.
+
+    Args:
+        root: Checkpoint root of one model.
+        fingerprint: This run's fingerprint (as given to :func:`save_checkpoint`). None: the format version alone.
+        on_mismatch: ``fail`` raises on a checkpoint of another run; ``restart`` ignores it (None), so
+            the run starts at epoch 0 and its first checkpoint replaces the stale ones. Defaults to ``fail``.
+
+    Returns:
+        The checkpoint to resume from, or None (no checkpoint, or a stale one under ``restart``).
+
+    Raises:
+        CheckpointMismatchError: The fingerprints differ and ``on_mismatch`` is ``fail``; the message names
+            the checkpoint and every differing key with both values.
+    """
+    ckpt = latest_checkpoint(root)
+    if ckpt is None:
+        return None
+    saved = ckpt.state.get("fingerprint", {"format": 1})
+    diffs = fingerprint_differences(saved, _canonical(fingerprint or {}))
+    if not diffs:
+        return ckpt
+    what = f"checkpoint {ckpt.path} (epoch {ckpt.epoch}) belongs to another run: " + "; ".join(diffs)
+    if on_mismatch == "restart":
+        log.warning("%s; starting fresh (distributed.on_checkpoint_mismatch=restart)", what)
+        return None
+    raise CheckpointMismatchError(
+        f"{what}. Set distributed.on_checkpoint_mismatch=restart to start this run fresh (its checkpoints "
+        "replace the stale ones), distributed.checkpoint_dir to another folder, or distributed.resume=false"
+    )

@@ -135,9 +135,11 @@ def _horovod_worker_entry(
     train_fn: Callable[..., Any], use_gpu: bool, error_dir: str, args: tuple[Any, ...]
 ) -> Any:
     """Entry point of one Horovod worker process (top level so that it pickles by reference)."""
-    from credspark.distributed.launchers import _record_error, _worker_logging, run_worker
+    from credspark.distributed.launchers import _exit_when_orphaned, _record_error, _worker_logging, run_worker
 
     _worker_logging()
+    # A killed safe_shell_exec middleman (or Spark task) must not leave this process training.
+    _exit_when_orphaned()
     rank = int(os.environ.get("HOROVOD_RANK", "-1"))
     try:
         ctx = HorovodContext.init(use_gpu=use_gpu)

@@ -18,7 +18,8 @@ The error folder must be readable from the driver (the same shared file system a
 where it is not, the marked line in Spark's error message is used instead. A worker whose launcher went
 away (the Spark task's torchrun wrapper, or the torchrun agent, killed or lost) stops its agent and exits
 within a second (:func:`_exit_when_orphaned`), so no training keeps running, and writing checkpoints and
-models, after ``launch()`` has failed.
+models, after ``launch()`` has failed; a Horovod worker does the same when its ``safe_shell_exec``
+middleman or the Spark task above it goes away.
 """
 
 from __future__ import annotations
@@ -214,16 +215,19 @@ ORPHAN_EXIT = 143
 
 
 def _exit_when_orphaned(poll_s: float = 0.5) -> threading.Thread:
-    """Watch this worker's launchers; when one is gone, stop the torchrun agent and leave with ORPHAN_EXIT.
+    """Watch this worker's launchers; when one is gone, stop the surviving parent and leave with ORPHAN_EXIT.
 
     Process chain under TorchDistributor: Spark task -> torchrun wrapper (``torch_run_process_wrapper``) ->
     torchrun agent -> this worker. The wrapper stops torchrun when the Spark task ends, but when the
     wrapper itself is killed (SIGKILL, the out-of-memory killer), nothing stops the agent and its workers:
     they kept training and wrote checkpoints and the final model after the driver's ``launch()`` had
-    raised. A daemon thread checks every ``poll_s`` seconds that this process's parent (the agent) and the
-    agent's parent (the wrapper) are still the processes it started under; when either changed (the
-    process died and its child was re-parented), it sends SIGTERM to a surviving agent and ends this
-    process with ``os._exit(ORPHAN_EXIT)``. Without ``/proc`` only the parent is watched.
+    raised. Under Horovod: Spark task (Horovod's task service) -> ``safe_shell_exec`` middleman -> ``/bin/sh
+    -c`` -> this worker; the middleman stops the command when the task dies, but nothing stops it when the
+    middleman itself is killed. A daemon thread checks every ``poll_s`` seconds that this process's parent
+    and the parent's parent are still the processes it started under; when either changed (the process
+    died and its child was re-parented), it sends SIGTERM to a surviving parent (the torchrun agent, the
+    shell) and ends this process with ``os._exit(ORPHAN_EXIT)``. Without ``/proc`` only the parent is
+    watched.
 
     Args:
         poll_s: Seconds between checks. Defaults to 0.5.
@@ -236,9 +240,9 @@ def _exit_when_orphaned(poll_s: float = 0.5) -> threading.Thread:
 
     def gone() -> str | None:
         if os.getppid() != agent:
-            return f"its torchrun agent (pid {agent}) is gone"
+            return f"its parent (pid {agent}, the torchrun agent or Horovod's shell) is gone"
         if wrapper is not None and _parent_of(agent) != wrapper:
-            return f"the process that started its torchrun agent (pid {wrapper}) is gone"
+            return f"the process that started its parent (pid {wrapper}) is gone"
         return None
 
     def watch() -> None:

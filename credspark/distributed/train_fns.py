@@ -10,8 +10,9 @@ Per run:
 1. Input scaling (ResNet-LSTM's :class:`InputPreprocessor`, ACTGAN's :class:`GanDataTransformer`) is fitted
    by the chief on a seeded sample of the feed and broadcast as JSON; on resume it comes from the
    checkpoint instead.
-2. Every rank builds the network with the same seed, loads the latest checkpoint if there is one (all
-   ranks read the same files), and the chief's parameters are broadcast.
+2. Every rank builds the network with the same seed, loads the latest checkpoint if there is one and its
+   fingerprint equals ``opts.fingerprint`` (all ranks read the same files; see
+   :func:`credspark.distributed._checkpoint.checkpoint_to_resume`), and the chief's parameters are broadcast.
 3. Each epoch: this rank's shard; per-rank noise/dropout seeds derived from ``(seed, rank, epoch)``
    (so a resumed epoch draws what the uninterrupted run would have); gradient all-reduce each step;
    BatchNorm statistics averaged at the end; the chief checkpoints and logs one line (loss, validation
@@ -36,7 +37,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from credspark.distributed._checkpoint import latest_checkpoint, save_checkpoint
+from credspark.distributed._checkpoint import checkpoint_to_resume, save_checkpoint
 from credspark.distributed._context import LocalContext, WorkerContext
 from credspark.distributed.feeds import Batch, FeedHandle
 from credspark.models._gan_common import ConditionalBatchSampler
@@ -89,6 +90,10 @@ class WorkerOptions:
         torch_threads: ``torch.set_num_threads`` per worker (None: leave it).
         fail_at_epoch: Fault injection for tests: rank ``fail_rank`` raises at the start of this epoch.
         fail_rank: See ``fail_at_epoch``.
+        fingerprint: JSON-safe identity of the run (data, model config), recorded in every checkpoint; a
+            checkpoint with another fingerprint is not resumed. None: the checkpoint format version alone.
+        on_mismatch: ``fail`` (raise :class:`CheckpointMismatchError`) or ``restart`` (start at epoch 0)
+            when the latest checkpoint's fingerprint differs.
     """
 
     epochs: int
@@ -102,6 +107,8 @@ class WorkerOptions:
     torch_threads: int | None = 1
     fail_at_epoch: int | None = None
     fail_rank: int = 1
+    fingerprint: dict[str, Any] | None = None
+    on_mismatch: str = "fail"
 
 
 # ------------------------------------------------------------------------------------------ helpers
@@ -123,6 +130,13 @@ def _seed(*parts: int) -> int:
 def _setup(ctx: WorkerContext, opts: WorkerOptions) -> None:
     if opts.torch_threads:
         torch.set_num_threads(int(opts.torch_threads))
+
+
+def _resume_point(opts: WorkerOptions) -> Any:
+    """The checkpoint this run resumes from (None: start at epoch 0)."""
+    if not opts.resume:
+        return None
+    return checkpoint_to_resume(opts.checkpoint_dir, opts.fingerprint, on_mismatch=opts.on_mismatch)  # type: ignore[arg-type]
 
 
 def _maybe_fail(ctx: WorkerContext, opts: WorkerOptions, epoch: int) -> None:
@@ -202,7 +216,7 @@ def train_resnet_lstm_worker(
     _setup(ctx, opts)
     spec = feed.spec
     reader = feed.open(ctx)
-    ckpt = latest_checkpoint(opts.checkpoint_dir) if opts.resume else None
+    ckpt = _resume_point(opts)
     if ckpt is not None:
         pre = InputPreprocessor.from_dict(ckpt.extra["preprocessor"])
     else:
@@ -321,6 +335,7 @@ def _save_resnet_checkpoint(
         epoch,
         modules=modules,
         optimizers={"optimizer": optimizer},
+        fingerprint=opts.fingerprint,
         extra={
             "preprocessor": pre.to_dict(),
             "history": {k: [_json_float(v) for v in vs] for k, vs in history.items()},
@@ -362,7 +377,7 @@ def train_actgan_worker(
     _setup(ctx, opts)
     spec = feed.spec
     reader = feed.open(ctx)
-    ckpt = latest_checkpoint(opts.checkpoint_dir) if opts.resume else None
+    ckpt = _resume_point(opts)
     if ckpt is not None:
         transformer = GanDataTransformer.from_dict(ckpt.extra["transformer"])
     else:
@@ -421,7 +436,7 @@ def train_actgan_worker(
             save_checkpoint(
                 opts.checkpoint_dir, epoch,
                 modules={"generator": generator, "discriminator": discriminator},
-                optimizers={"generator": g_opt, "discriminator": d_opt},
+                optimizers={"generator": g_opt, "discriminator": d_opt}, fingerprint=opts.fingerprint,
                 extra={"transformer": transformer.to_dict(), "history": history, "input_dtypes": dtypes},
             )  # fmt: skip
         ctx.barrier()

@@ -2,11 +2,17 @@
 
 Names come from config and are checked against a strict identifier rule before they become paths or SQL
 identifiers, so a config value can neither escape the warehouse nor inject SQL.
+
+A write that creates its table races every other writer creating it at the same moment: Delta lets one of
+them commit the table's first version and fails the others with a conflict. Such a write is retried once
+against the table that now exists (nothing of the failed attempt was committed), so concurrent first runs
+end with one table holding every run's rows.
 """
 
 from __future__ import annotations
 
 import datetime as dt
+import logging
 import re
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
@@ -35,7 +41,10 @@ __all__ = [
     "read_parquet",
     "commit_version",
     "read_table_version",
+    "table_version",
 ]
+
+log = logging.getLogger(__name__)
 
 _IDENT = re.compile(r"^[A-Za-z_][A-Za-z0-9_]{0,127}$")
 _PROP_KEY = re.compile(r"^[A-Za-z_][A-Za-z0-9_.]{0,127}$")
@@ -119,11 +128,26 @@ def _writer(df: DataFrame, mode: str, partition_by: Iterable[str] | None, user_m
     return w
 
 
-def _save(w, ref: TableRef) -> None:
+def _save_once(w, ref: TableRef) -> None:
     if ref.qualified:
         w.saveAsTable(ref.qualified.replace("`", ""))
     else:
         w.save(ref.path)
+
+
+def _save(w, ref: TableRef, spark: SparkSession) -> None:
+    """Write once; a write that created the table and lost that race to another writer is retried once."""
+    from credspark.io.delta_retry import is_write_conflict
+
+    creating = not table_exists(spark, ref)
+    try:
+        _save_once(w, ref)
+    except Exception as e:
+        if not (creating and is_write_conflict(e)):
+            raise
+        log.warning("table '%s': another writer created it first (%s); writing again into it", ref.name,
+                    type(e).__name__)
+        _save_once(w, ref)
 
 
 def overwrite_table(
@@ -131,12 +155,12 @@ def overwrite_table(
 ) -> None:
     """Replace a whole table in one Delta commit (schema included)."""
     w = _writer(df, "overwrite", partition_by, user_metadata).option("overwriteSchema", "true")
-    _save(w, ref)
+    _save(w, ref, df.sparkSession)
 
 
 def append_table(df: DataFrame, ref: TableRef, *, partition_by: Iterable[str] | None = None) -> None:
     """Append rows in one Delta commit (creates the table if needed)."""
-    _save(_writer(df, "append", partition_by, None), ref)
+    _save(_writer(df, "append", partition_by, None), ref, df.sparkSession)
 
 
 def _sql_literal(value: object) -> str:
@@ -180,7 +204,7 @@ def overwrite_partitions(
         raise ValueError("overwrite_partitions: no partition values given")
     predicate = f"`{column}` IN ({', '.join(_sql_literal(v) for v in vals)})"
     w = _writer(df, "overwrite", [column], user_metadata).option("replaceWhere", predicate)
-    _save(w, ref)
+    _save(w, ref, df.sparkSession)
 
 
 def _sql_table(ref: TableRef) -> str:
@@ -293,6 +317,17 @@ def commit_version(spark: SparkSession, ref: TableRef, user_metadata: str, *, se
     return None if row is None or row[0] is None else int(row[0])
 
 
+def table_version(spark: SparkSession, ref: TableRef) -> int:
+    """The table's latest Delta version (its newest commit).
+
+    Raises:
+        MissingDataError: The table does not exist.
+    """
+    if not table_exists(spark, ref):
+        raise MissingDataError(f"table '{ref.name}' does not exist at {ref}")
+    return int(_delta_table(spark, ref).history(1).select("version").first()[0])
+
+
 def read_table_version(spark: SparkSession, ref: TableRef, version: int) -> DataFrame:
     """Read a Delta table as of one version (time travel), e.g. exactly what one run committed."""
     if not table_exists(spark, ref):
@@ -300,3 +335,4 @@ def read_table_version(spark: SparkSession, ref: TableRef, version: int) -> Data
     if ref.qualified:
         return spark.read.option("versionAsOf", int(version)).table(ref.qualified.replace("`", ""))
     return spark.read.format("delta").option("versionAsOf", int(version)).load(ref.path)
+

@@ -30,6 +30,7 @@ import functools
 import os
 import posixpath
 import re
+import threading
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -336,7 +337,8 @@ def write_atomic(loc: Location, data: bytes) -> None:
     loc = as_location(loc)
     if isinstance(loc, Path):
         loc.parent.mkdir(parents=True, exist_ok=True)
-        tmp = loc.parent / f".{loc.name}.{os.getpid()}.tmp"
+        # Unique per writer (process and thread): two publishers must never share, and so move, one temp file.
+        tmp = loc.parent / f".{loc.name}.{os.getpid()}.{threading.get_ident()}.tmp"
         try:
             with open(tmp, "wb") as fh:
                 fh.write(data)
@@ -354,7 +356,7 @@ def write_atomic(loc: Location, data: bytes) -> None:
         return
     parent = posixpath.dirname(path)
     f.create_dir(parent, recursive=True)
-    tmp = f"{parent}/.{posixpath.basename(path)}.{os.getpid()}.tmp"
+    tmp = f"{parent}/.{posixpath.basename(path)}.{os.getpid()}.{threading.get_ident()}.tmp"
     with f.open_output_stream(tmp) as s:
         s.write(data)
     if is_file(loc):

@@ -69,16 +69,18 @@ class DeepModels:
     details: dict[str, Any]
 
 
-def deep_step(spark: SparkSession, rows: DataFrame, spec: FeatureSpec, cfg: Config, work_dir: str) -> DeepModels:
+def deep_step(spark: SparkSession, rows: DataFrame, spec: FeatureSpec, cfg: Config, work_dir: str,
+              lineage: dict[str, Any] | None = None) -> DeepModels:
     """ACTGAN oversampling + ResNet-LSTM with ``credspark.pipelines.train_deep`` (launcher from config).
 
     Only training rows reach ACTGAN and the network's training feed; validation rows drive early stopping.
+    ``lineage`` (the rows' identity) goes into the checkpoints' fingerprint.
     """
     from credspark.io.scratch import read_scratch_parquet
     from credspark.pipelines.train_deep import train_deep
 
     res = train_deep(spark, rows.where(F.col(PART_COL) == PART_TRAIN), cfg, work_dir=work_dir, spec=spec,
-                     valid_df=rows.where(F.col(PART_COL) == PART_VALID))
+                     valid_df=rows.where(F.col(PART_COL) == PART_VALID), lineage=lineage)
     generated = None
     if res.generated_path and res.n_generated > 0:
         gen = read_scratch_parquet(spark, res.generated_path)

@@ -60,6 +60,7 @@ from credspark.evaluation import (
 )
 from credspark.io import warehouse
 from credspark.io.scratch import work_folder
+from credspark.io.tables import table_ref, table_version
 from credspark.job_requests import TrainRequest
 from credspark.pipelines._train_data import (
     KEY_COLS,
@@ -157,6 +158,7 @@ def train_model(spark: SparkSession, cfg: Config, request: TrainRequest, run: Ru
     try:
         with run.stage("read"):
             features, spec = read_training_rows(spark, cfg, plan.dates)
+            features_version = table_version(spark, table_ref(cfg, cfg.tables.features))
         candidates = candidates_for_spec(candidates, spec, run)  # static-only features: tree-only candidates
         with_paper = any(c.needs_embedder for c in candidates)
         with run.stage("split"):
@@ -170,7 +172,9 @@ def train_model(spark: SparkSession, cfg: Config, request: TrainRequest, run: Ru
             with run.stage("deep"):
                 imputed = deep_imputation(rows, spec)
                 run.details["deep_imputation"] = imputed
-                deep = deep_step(spark, rows.transform(with_imputed_static(imputed)), spec, cfg, str(work_dir))
+                lineage = {"features_version": features_version, "split": plan.to_dict()}
+                deep = deep_step(spark, rows.transform(with_imputed_static(imputed)), spec, cfg, str(work_dir),
+                                 lineage)
                 run.counts["generated_rows"] = int(deep.details.get("generated_rows", 0))
                 run.details["deep"] = {"backend": deep.backend, **deep.details}
             with run.stage("embed"):

@@ -13,6 +13,13 @@
 
 ``work_dir`` (and the checkpoint folder) must be readable and writable by the driver and every worker:
 a shared file system on a cluster. Nothing is collected to the driver except the label counts.
+
+Each model's checkpoints carry the run's fingerprint (:func:`fingerprint`): the rows' lineage given by the
+caller (features table version, split plan), the label counts of the training and validation rows, the
+FeatureSpec, the model's config section (all but ``epochs``, which a resumed run may raise) and the seed.
+Before each launch the driver checks the latest checkpoint against it, so a checkpoint of another run is
+refused with :class:`~credspark.distributed._checkpoint.CheckpointMismatchError` (exit code 2) naming every
+difference, or ignored under ``distributed.on_checkpoint_mismatch=restart``.
 """
 
 from __future__ import annotations
@@ -29,6 +36,7 @@ from pyspark.sql import functions as F  # noqa: N812 - Spark convention
 from pyspark.sql import types as T  # noqa: N812 - Spark convention
 
 from credspark.config import Config
+from credspark.distributed._checkpoint import checkpoint_to_resume
 from credspark.distributed._oversample import generate_partition
 from credspark.distributed.feeds import FeedHandle, feed_columns, get_feed
 from credspark.distributed.launchers import launch
@@ -47,7 +55,7 @@ from credspark.models.inputs import LABEL_COLUMN, MASK_COLUMN, SEQ_COLUMN
 from credspark.models.resnet_lstm import ResNetLSTM
 from credspark.models.spec import FeatureSpec
 
-__all__ = ["DeepResult", "train_deep", "generate_rows", "label_counts"]
+__all__ = ["DeepResult", "train_deep", "generate_rows", "label_counts", "fingerprint"]
 
 log = logging.getLogger("credspark.pipelines.train_deep")
 
@@ -67,6 +75,7 @@ class DeepResult:
         timings: Seconds per stage.
         spec: The FeatureSpec the models were trained with.
         feeds: The feed handles used (``train``, ``train_oversampled``, ``valid``), e.g. to resume by hand.
+        fingerprints: Each model's checkpoint fingerprint (``resnet_lstm``, ``actgan``), e.g. to resume by hand.
     """
 
     resnet_lstm: ResNetLSTM
@@ -79,6 +88,7 @@ class DeepResult:
     timings: dict[str, float] = field(default_factory=dict)
     spec: FeatureSpec | None = None
     feeds: dict[str, FeedHandle] = field(default_factory=dict)
+    fingerprints: dict[str, dict[str, Any]] = field(default_factory=dict)
 
     def generate(self, spark: SparkSession, n: int, *, seed: int, partitions: int = 4) -> DataFrame:
         """Generate ``n`` more minority rows with the trained ACTGAN, as feature rows (lazy DataFrame).
@@ -153,7 +163,26 @@ def _options(cfg: Config) -> dict[str, Any]:
     return {"files_per_worker": cfg.distributed.files_per_worker} if cfg.distributed.feed == "arrow" else {}
 
 
-def _worker_options(cfg: Config, section: Any, checkpoint_root: str, output_dir: str) -> WorkerOptions:
+def fingerprint(model: str, section: Any, cfg: Config, spec: FeatureSpec, data: dict[str, Any]) -> dict[str, Any]:
+    """What identifies one model's training run in its checkpoints (JSON-safe).
+
+    Args:
+        model: The model's checkpoint folder name (``resnet_lstm``, ``actgan``).
+        section: Its config section (every key but ``epochs`` is recorded).
+        cfg: The job config (``distributed.seed``).
+        spec: The FeatureSpec of the rows.
+        data: The rows' identity: lineage and label counts.
+
+    Returns:
+        ``{"model", "config", "spec", "data"}``.
+    """
+    config = {k: v for k, v in dataclasses.asdict(section).items() if k != "epochs"}
+    return {"model": model, "config": {**config, "seed": cfg.distributed.seed}, "spec": spec.to_dict(), "data": data}
+
+
+def _worker_options(
+    cfg: Config, section: Any, checkpoint_root: str, output_dir: str, fp: dict[str, Any]
+) -> WorkerOptions:
     dc = cfg.distributed
     return WorkerOptions(
         epochs=section.epochs,
@@ -167,6 +196,8 @@ def _worker_options(cfg: Config, section: Any, checkpoint_root: str, output_dir:
         torch_threads=dc.torch_threads,
         fail_at_epoch=injected(DEEP_FAIL_AT_EPOCH),
         fail_rank=_or(injected(DEEP_FAIL_RANK), 1),
+        fingerprint=fp,
+        on_mismatch=dc.on_checkpoint_mismatch,
     )
 
 
@@ -200,6 +231,7 @@ def train_deep(
     work_dir: str,
     spec: FeatureSpec,
     valid_df: DataFrame | None = None,
+    lineage: dict[str, Any] | None = None,
 ) -> DeepResult:
     """Train ACTGAN (oversampling) and the ResNet-LSTM with the configured launcher and feed.
 
@@ -212,9 +244,15 @@ def train_deep(
             and every worker.
         spec: The FeatureSpec of ``features_df`` (e.g. ``credspark.features.spec.spec_from_table``).
         valid_df: Validation rows for per-epoch AUC and early stopping (never trained on), or None.
+        lineage: JSON-safe identity of the rows recorded in the checkpoints' fingerprint (e.g. the features
+            table version and the split plan), or None.
 
     Returns:
         The models, histories and run details.
+
+    Raises:
+        CheckpointMismatchError: ``distributed.resume`` is on and a model's latest checkpoint has another
+            fingerprint (unless ``distributed.on_checkpoint_mismatch`` is ``restart``).
     """
     dc = cfg.distributed
     work = str(work_dir).rstrip("/")
@@ -234,18 +272,29 @@ def train_deep(
         feeds[name] = handle
         return handle
 
-    rl_batch = cfg.resnet_lstm.batch_size
-    train_feed = feed(train, "train", rl_batch)
     counts = label_counts(train)
     n_new = n_new_minority(counts.get(1, 0), counts.get(0, 0), dc.oversample_ratio) if dc.oversample else 0
     log.info("train_deep: %s rows by label, %d minority rows to generate", counts, n_new)
+    data = {**(lineage or {}), "train_rows": {str(k): v for k, v in sorted(counts.items())},
+            "valid_rows": None if valid_df is None else {str(k): v for k, v in sorted(label_counts(valid_df).items())}}
+
+    fingerprints = {RESNET_LSTM_DIR: fingerprint(RESNET_LSTM_DIR, cfg.resnet_lstm, cfg, spec,
+                                                 {**data, "generated_rows": n_new})}
+    if n_new > 0:
+        fingerprints[ACTGAN_DIR] = fingerprint(ACTGAN_DIR, cfg.actgan, cfg, spec, data)
+    if dc.resume:  # checked here, on the driver, before any training: the error keeps its exit code (2)
+        for model, fp in fingerprints.items():
+            checkpoint_to_resume(f"{ckpt_root}/{model}", fp, on_mismatch=dc.on_checkpoint_mismatch)
+    rl_batch = cfg.resnet_lstm.batch_size
+    train_feed = feed(train, "train", rl_batch)
 
     actgan, actgan_run, generated_path = None, None, None
     model_dirs: dict[str, str] = {}
     rl_feed = train_feed
     if n_new > 0:
         t0 = time.perf_counter()
-        opts = _worker_options(cfg, cfg.actgan, f"{ckpt_root}/{ACTGAN_DIR}", f"{work}/models/{ACTGAN_DIR}")
+        opts = _worker_options(cfg, cfg.actgan, f"{ckpt_root}/{ACTGAN_DIR}", f"{work}/models/{ACTGAN_DIR}",
+                               fingerprints[ACTGAN_DIR])
         actgan_run = _launch(train_actgan_worker, cfg, (train_feed, _params(cfg.actgan), opts), work)
         timings["actgan"] = time.perf_counter() - t0
         model_dirs["actgan"] = actgan_run["model_dir"]
@@ -263,7 +312,8 @@ def train_deep(
     valid_feed = feed(valid_df.select(*feed_columns(spec)), "valid", rl_batch) if valid_df is not None else None
 
     t0 = time.perf_counter()
-    opts = _worker_options(cfg, cfg.resnet_lstm, f"{ckpt_root}/{RESNET_LSTM_DIR}", f"{work}/models/{RESNET_LSTM_DIR}")
+    opts = _worker_options(cfg, cfg.resnet_lstm, f"{ckpt_root}/{RESNET_LSTM_DIR}", f"{work}/models/{RESNET_LSTM_DIR}",
+                           fingerprints[RESNET_LSTM_DIR])
     rl_run = _launch(train_resnet_lstm_worker, cfg, (rl_feed, valid_feed, _params(cfg.resnet_lstm), opts), work)
     timings["resnet_lstm"] = time.perf_counter() - t0
     model_dirs["resnet_lstm"] = rl_run["model_dir"]
@@ -280,4 +330,5 @@ def train_deep(
         timings=timings,
         spec=spec,
         feeds=feeds,
+        fingerprints=fingerprints,
     )

@@ -94,7 +94,8 @@ def main(work_dir: str) -> dict:
         # the start of epoch 2 and the run must fail promptly with that error.
         ckpt_dir = f"{work_dir}/checkpoints/resnet_lstm"
         opts = WorkerOptions(epochs=3, batch_size=64, seed=5, checkpoint_dir=ckpt_dir,
-                             output_dir=f"{work_dir}/models/resnet_lstm_resumed", fail_at_epoch=2, fail_rank=1)
+                             output_dir=f"{work_dir}/models/resnet_lstm_resumed", fail_at_epoch=2, fail_rank=1,
+                             fingerprint=res.fingerprints["resnet_lstm"])
         params = {"embedding_dim": 6, "filters": (4, 8), "lstm_hidden": 4, "lr": 1e-3}
         t = time.perf_counter()
         try:

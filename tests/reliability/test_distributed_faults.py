@@ -61,7 +61,8 @@ class RankKiller(threading.Thread):
     """SIGKILLs this process's descendant that runs the training of ``rank`` once ``ready()`` is true.
 
     ``target="wrapper"`` kills that rank's torchrun wrapper (pyspark's ``torch_run_process_wrapper``, the
-    Spark task's child) instead of the training process.
+    Spark task's child) instead of the training process; ``target="middleman"`` kills the Horovod
+    ``safe_shell_exec`` middleman above that rank's training process (the Spark task's child).
     """
 
     def __init__(self, rank: int, ready, env_key: str = "RANK", target: str = "worker") -> None:
@@ -80,7 +81,8 @@ class RankKiller(threading.Thread):
             except (psutil.Error, AttributeError):
                 return None
         if self.env_key == "HOROVOD_RANK":
-            return self._find_horovod_worker()
+            worker = self._find_horovod_worker()
+            return self._horovod_middleman(worker) if self.target == "middleman" else worker
         for p in psutil.Process(os.getpid()).children(recursive=True):
             try:
                 cmd, env = " ".join(p.cmdline()), p.environ()
@@ -111,6 +113,19 @@ class RankKiller(threading.Thread):
         leaves = [p for p in found if not any(c.pid in pids for c in p.children(recursive=True))]
         return leaves[0] if len(leaves) == 1 else None
 
+    @staticmethod
+    def _horovod_middleman(worker):
+        """The nearest ancestor of ``worker`` started by multiprocessing's spawn: safe_shell_exec's middleman."""
+        import psutil
+
+        try:
+            for p in [] if worker is None else worker.parents():
+                if "multiprocessing" in " ".join(p.cmdline()):
+                    return p
+        except psutil.Error:
+            return None
+        return None
+
     def _rank_of(self, p):
         import psutil
 
@@ -131,7 +146,7 @@ class RankKiller(threading.Thread):
             if p is not None:
                 cmd = " ".join(p.cmdline())
                 # Once their launcher is gone, the processes below it are no longer this process's descendants.
-                below = [c.pid for c in p.children(recursive=True)] if self.target == "wrapper" else []
+                below = [c.pid for c in p.children(recursive=True)] if self.target != "worker" else []
                 p.send_signal(signal.SIGKILL)
                 self.killed = {"pid": p.pid, "at": time.time(), "cmd": cmd, "below": below}
                 return
@@ -224,4 +239,42 @@ def test_a_horovod_worker_killed_mid_epoch_fails_the_run_naming_it(spark, tmp_pa
     assert run.seconds < 240
     assert (err.rank, err.error_type) == (1, "WorkerDied"), str(err)
     assert latest_checkpoint(ckpt_dir).epoch == 0, "the killed epoch must not have been checkpointed"
+    feed.cleanup()
+
+
+def _horovod_processes():
+    """This process's running descendants that carry ``HOROVOD_RANK`` (a Horovod worker's shell or training)."""
+    import psutil
+
+    out = []
+    for p in psutil.Process(os.getpid()).children(recursive=True):
+        try:
+            if p.status() != psutil.STATUS_ZOMBIE and "HOROVOD_RANK" in p.environ():
+                out.append(p)
+        except psutil.Error:
+            continue
+    return out
+
+
+def test_a_killed_horovod_launcher_fails_the_run_and_leaves_no_training_behind(spark, tmp_path):
+    # Horovod's task service runs each worker's command through a safe_shell_exec middleman, which stops the
+    # command when the Spark task dies, but nothing stops the command when the middleman itself is killed:
+    # with one worker (no peer whose loss would stop it) the orphan trained on. Now it notices and stops.
+    pytest.importorskip("horovod.torch", reason="needs Horovod (make horovod)")
+    run = _launch_and_kill(spark, tmp_path, backend="horovod", workers=1, epochs=12, data_seed=3, rank=0,
+                           env_key="HOROVOD_RANK", target="middleman")  # fmt: skip
+    err, killer, opts, feed = run.err, run.killer, run.opts, run.feed
+    assert killer.killed is not None, "the Horovod middleman was never found"
+    assert "multiprocessing" in killer.killed["cmd"] and killer.killed["below"]
+    assert time.time() - killer.killed["at"] < 60, "the run must fail promptly, not wait for the timeout"
+    assert "Py4JJavaError" not in str(err), str(err)
+    deadline = time.monotonic() + 5
+    while time.monotonic() < deadline and (_horovod_processes() or _running(killer.killed["below"])):
+        time.sleep(0.1)
+    assert not _running(killer.killed["below"]), "the killed middleman's shell or training process kept running"
+    assert not _horovod_processes(), [" ".join(p.cmdline())[:200] for p in _horovod_processes()]
+    files = sorted(str(p) for p in Path(opts.checkpoint_dir).rglob("*"))
+    time.sleep(3)
+    assert sorted(str(p) for p in Path(opts.checkpoint_dir).rglob("*")) == files
+    assert not any(Path(opts.output_dir).glob("*")), "a final model was written after the run failed"
     feed.cleanup()

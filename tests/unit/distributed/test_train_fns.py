@@ -158,3 +158,53 @@ def test_watchdog_cancels_on_a_recorded_error_or_at_the_deadline(tmp_path):
     dog.done.set()  # the run finished: nothing is cancelled
     dog.join(5)
     assert "tag-c" not in sc.cancelled and dog.reason is None
+
+
+def test_a_checkpoint_of_another_run_is_refused_naming_what_differs_or_replaced_on_restart(tmp_path, feed):
+    from credspark.distributed._checkpoint import CheckpointMismatchError, latest_checkpoint
+    from credspark.errors import EXIT_CONFIG
+
+    handle, _ = feed
+    run_a = {"data": {"features_version": 3, "train_rows": {"0": 250, "1": 70}}, "config": {"lr": 1e-3}}
+    run_b = {"data": {"features_version": 4, "train_rows": {"0": 250, "1": 70}}, "config": {"lr": 1e-2}}
+    first = launch(train_resnet_lstm_worker, backend="local", num_workers=1,
+                   args=(handle, None, RL_PARAMS, _opts(tmp_path, "fp", 2, fingerprint=run_a)))
+    assert first["epochs_run"] == 2
+    assert latest_checkpoint(tmp_path / "ckpt" / "fp").state["fingerprint"] == {"format": 2, **run_a}
+
+    with pytest.raises(CheckpointMismatchError) as err:
+        launch(train_resnet_lstm_worker, backend="local", num_workers=1,
+               args=(handle, None, RL_PARAMS, _opts(tmp_path, "fp", 3, fingerprint=run_b)))
+    assert err.value.exit_code == EXIT_CONFIG
+    msg = str(err.value)
+    assert "config.lr: checkpoint 0.001, this run 0.01" in msg
+    assert "data.features_version: checkpoint 3, this run 4" in msg
+    assert "train_rows" not in msg and "epoch 1" in msg  # only the differences; the epoch it stopped at
+
+    # The same run (same fingerprint) resumes.
+    same = launch(train_resnet_lstm_worker, backend="local", num_workers=1,
+                  args=(handle, None, RL_PARAMS, _opts(tmp_path, "fp", 3, fingerprint=run_a)))
+    assert (same["start_epoch"], same["epochs_run"]) == (2, 1)
+
+    # restart: trains from epoch 0; its checkpoint replaces the stale ones, later epochs included.
+    fresh = launch(train_resnet_lstm_worker, backend="local", num_workers=1,
+                   args=(handle, None, RL_PARAMS,
+                         _opts(tmp_path, "fp", 1, fingerprint=run_b, on_mismatch="restart")))
+    assert (fresh["start_epoch"], fresh["epochs_run"]) == (0, 1)
+    ckpt = latest_checkpoint(tmp_path / "ckpt" / "fp")
+    assert (ckpt.epoch, ckpt.state["fingerprint"]) == (0, {"format": 2, **run_b})
+    assert sorted(p.name for p in (tmp_path / "ckpt" / "fp").glob("epoch-*")) == ["epoch-00000"]
+
+
+def test_a_checkpoint_without_a_fingerprint_is_another_format_and_not_resumed(tmp_path):
+    from credspark.distributed._checkpoint import CheckpointMismatchError, checkpoint_to_resume, save_checkpoint
+
+    save_checkpoint(tmp_path, 0, modules={"m": torch.nn.Linear(2, 1)}, optimizers={}, extra={})
+    assert checkpoint_to_resume(tmp_path, None) is not None  # the format version alone matches
+    state = tmp_path / "epoch-00000" / "state.json"
+    old = json.loads(state.read_text())
+    del old["fingerprint"]  # as written by format 1
+    state.write_text(json.dumps(old))
+    with pytest.raises(CheckpointMismatchError, match="format: checkpoint 1, this run 2"):
+        checkpoint_to_resume(tmp_path, None)
+    assert checkpoint_to_resume(tmp_path, None, on_mismatch="restart") is None

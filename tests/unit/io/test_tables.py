@@ -12,6 +12,7 @@ from credspark.io.tables import (
     safe_child,
     set_properties,
     table_ref,
+    table_version,
 )
 
 pytestmark = pytest.mark.spark
@@ -36,10 +37,12 @@ def test_overwrite_partitions_replaces_only_those(spark, warehouse):
     d1, d2, d3 = dt.date(2025, 1, 31), dt.date(2025, 2, 28), dt.date(2025, 3, 31)
     first = spark.createDataFrame([(1, d1, 1.0), (2, d2, 2.0), (3, d3, 3.0)], "id int, as_of_date date, v double")
     overwrite_partitions(first, ref, "as_of_date", [d1, d2, d3])
+    assert table_version(spark, ref) == 0
     again = spark.createDataFrame([(20, d2, 20.0)], "id int, as_of_date date, v double")
     overwrite_partitions(again, ref, "as_of_date", [d2])
     expected = spark.createDataFrame([(1, d1, 1.0), (3, d3, 3.0), (20, d2, 20.0)], "id int, as_of_date date, v double")
     assert_df_equality(read_table(spark, ref), expected, ignore_row_order=True, ignore_nullable=True)
+    assert table_version(spark, ref) == 1
 
 
 def test_overwrite_partitions_refuses_rows_outside_predicate(spark, warehouse):
@@ -67,3 +70,5 @@ def test_properties_round_trip_and_quote_safely(spark, warehouse):
 def test_missing_table_is_named(spark, warehouse):
     with pytest.raises(MissingDataError, match="nope"):
         read_table(spark, table_ref(_cfg(warehouse), "nope"))
+    with pytest.raises(MissingDataError, match="nope"):
+        table_version(spark, table_ref(_cfg(warehouse), "nope"))
