@@ -134,6 +134,11 @@ class TablesConfig:
         "snapshot on or before the as-of date).",
     )
     features: str = _f("features", "Output of build_features, partitioned by as_of_date.")
+    monthly_activity: str = _f(
+        "monthly_activity",
+        "Kept by build_features: per customer and closed month, the aggregates the features read, partitioned by "
+        "month (docs/data-contract.md, 'The monthly activity table').",
+    )
     scores: str = _f("scores", "Output of score_portfolio, partitioned by score_date.")
     score_runs: str = _f("score_runs", "One row per score_portfolio run: counts, quantiles, bands, drift.")
     train_splits: str = _f(

@@ -15,7 +15,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any, TypeVar
 
-from credspark.dates import is_month_end, month_end, month_ends, parse_date, parse_dates
+from credspark.dates import is_month_end, month_end, month_ends, month_index_of, parse_date, parse_dates
 from credspark.errors import (
     EXIT_CONFIG,
     EXIT_DRIFT,
@@ -91,6 +91,15 @@ class IngestUciRequest:
     input: str | None = None
 
 
+def _parse_month(flag: str, text: str) -> dt.date:
+    """``YYYY-MM`` as the first day of that month; ConfigError names the flag."""
+    try:
+        year, month = (int(p) for p in text.strip().split("-"))
+        return dt.date(year, month, 1)
+    except (TypeError, ValueError) as e:
+        raise ConfigError(f"{flag} {text!r}: expected months YYYY-MM..YYYY-MM") from e
+
+
 @dataclass(frozen=True)
 class IngestTableRequest:
     """``ingest_table``: the file to load, its format, and the mapping file that says how."""
@@ -108,9 +117,17 @@ class IngestTableRequest:
 
 @dataclass(frozen=True)
 class FeaturesRequest:
-    """``build_features``: the as-of dates (month ends, ascending) to build."""
+    """``build_features``: the as-of dates (month ends, ascending) to build.
+
+    Attributes:
+        as_of_dates: Month ends, ascending, without repeats.
+        rebuild_monthly: ``--rebuild-monthly FROM..TO``: first days of the first and last month whose
+            ``monthly_activity`` rows are recomputed whatever their recorded state (None = none). Only closed
+            months (before the latest as-of date's month) are stored, so TO must be before it.
+    """
 
     as_of_dates: tuple[dt.date, ...]
+    rebuild_monthly: tuple[dt.date, dt.date] | None = None
 
     def __post_init__(self) -> None:
         if not self.as_of_dates:
@@ -119,6 +136,22 @@ class FeaturesRequest:
         if bad:
             raise ConfigError(f"as-of dates must be month ends; {bad[0]} is not")
         object.__setattr__(self, "as_of_dates", tuple(sorted(set(self.as_of_dates))))
+        if self.rebuild_monthly is not None:
+            start, end = self.rebuild_monthly
+            if start.day != 1 or end.day != 1 or end < start:
+                raise ConfigError(f"--rebuild-monthly {start:%Y-%m}..{end:%Y-%m}: FROM must not be after TO")
+            latest = self.as_of_dates[-1]
+            if month_index_of(end) >= month_index_of(latest):
+                raise ConfigError(
+                    f"--rebuild-monthly ..{end:%Y-%m}: only closed months are stored, i.e. months before the "
+                    f"latest as-of date's month ({latest:%Y-%m}); the as-of month is always computed afresh")
+
+    @property
+    def rebuild_months(self) -> tuple[int, int] | None:
+        """``rebuild_monthly`` as a range of month indexes (``year * 12 + month - 1``), or None."""
+        if self.rebuild_monthly is None:
+            return None
+        return month_index_of(self.rebuild_monthly[0]), month_index_of(self.rebuild_monthly[1])
 
     @classmethod
     def from_flags(
@@ -127,12 +160,20 @@ class FeaturesRequest:
         date_from: str | None = None,
         date_to: str | None = None,
         every: str | None = "month",
+        rebuild_monthly: str | None = None,
     ) -> FeaturesRequest:
-        """The request of ``--as-of D`` or ``--from A --to B --every month``.
+        """The request of ``--as-of D`` or ``--from A --to B --every month``, with ``--rebuild-monthly FROM..TO``.
 
         Raises:
-            ConfigError: Neither or both forms given, a date is not a month end, or an unknown step.
+            ConfigError: Neither or both forms given, a date is not a month end, an unknown step, or a bad
+                ``--rebuild-monthly`` range.
         """
+        rebuild = None
+        if rebuild_monthly is not None:
+            start, sep, end = rebuild_monthly.partition("..")
+            if not sep:
+                raise ConfigError(f"--rebuild-monthly {rebuild_monthly!r}: expected FROM..TO (months YYYY-MM)")
+            rebuild = (_parse_month("--rebuild-monthly", start), _parse_month("--rebuild-monthly", end))
         if as_of and (date_from or date_to):
             raise ConfigError("give either --as-of or --from/--to, not both")
         if as_of:
@@ -140,12 +181,12 @@ class FeaturesRequest:
             if not is_month_end(day):
                 raise ConfigError(f"--as-of {day}: as-of dates are month ends (features are monthly), e.g. "
                                   f"{month_end(day)}")
-            return cls((day,))
+            return cls((day,), rebuild)
         if not (date_from and date_to):
             raise ConfigError("give --as-of DATE, or --from DATE --to DATE [--every month]")
         if (every or "month") != "month":
             raise ConfigError(f"--every {every!r}: only 'month' is supported")
-        return cls(tuple(month_ends(parse_date("--from", date_from), parse_date("--to", date_to))))
+        return cls(tuple(month_ends(parse_date("--from", date_from), parse_date("--to", date_to))), rebuild)
 
 
 @dataclass(frozen=True)

@@ -3,6 +3,7 @@
 python jobs/build_features.py --as-of 2025-12-31
 python jobs/build_features.py --from 2025-01-31 --to 2025-12-31 --every month
 python jobs/build_features.py --as-of 2005-09-30 --set features.T=6 --set features.horizon_months=1
+python jobs/build_features.py --as-of 2025-12-31 --rebuild-monthly 2025-03..2025-05
 """
 
 from __future__ import annotations
@@ -21,6 +22,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--from", dest="date_from", metavar="DATE", help="first as-of date of a backfill")
     p.add_argument("--to", dest="date_to", metavar="DATE", help="last as-of date of a backfill")
     p.add_argument("--every", default="month", choices=["month"], help="backfill step (month ends)")
+    p.add_argument("--rebuild-monthly", dest="rebuild_monthly", metavar="FROM..TO",
+                   help="recompute these closed months (YYYY-MM..YYYY-MM) of the monthly_activity table whatever "
+                   "its recorded state, e.g. after a late-data incident the change feed cannot show")
     return p
 
 

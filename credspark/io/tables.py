@@ -42,6 +42,7 @@ __all__ = [
     "commit_version",
     "read_table_version",
     "table_version",
+    "read_changes",
 ]
 
 log = logging.getLogger(__name__)
@@ -336,3 +337,30 @@ def read_table_version(spark: SparkSession, ref: TableRef, version: int) -> Data
         return spark.read.option("versionAsOf", int(version)).table(ref.qualified.replace("`", ""))
     return spark.read.format("delta").option("versionAsOf", int(version)).load(ref.path)
 
+
+
+def read_changes(spark: SparkSession, ref: TableRef, start: int, end: int) -> DataFrame:
+    """The Delta change data feed of versions ``start..end`` (both included).
+
+    The rows carry the table's columns plus ``_change_type`` and ``_commit_version``. Reading fails (with
+    Delta's own error) when the table's ``delta.enableChangeDataFeed`` was off for part of the range or the
+    range's log and change files are gone (log retention, VACUUM).
+
+    Args:
+        spark: The session.
+        ref: The table.
+        start: First version.
+        end: Last version.
+
+    Returns:
+        The changes (lazy).
+    """
+    reader = (
+        spark.read.format("delta")
+        .option("readChangeFeed", "true")
+        .option("startingVersion", int(start))
+        .option("endingVersion", int(end))
+    )
+    if ref.qualified:
+        return reader.table(ref.qualified.replace("`", ""))
+    return reader.load(ref.path)

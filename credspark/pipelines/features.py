@@ -3,9 +3,12 @@
 Shape of the computation (two shuffles whatever the number of as-of dates):
 
 1. :func:`~credspark.features.sequences.monthly_activity`: ONE scan of each source into a customer x month
-   table with every channel (transactions, statements and the profile row side by side);
-2. :func:`~credspark.features.sequences.activity_by_as_of`: each monthly row paired with the as-of dates it
-   precedes (a broadcast of the dates: a backfill never rescans the raw transactions);
+   table with every channel (transactions, statements and the profile row side by side); the job reads the
+   closed months from the persisted ``monthly_activity`` table instead (:mod:`credspark.pipelines.monthly`)
+   and scans only the as-of month's rows;
+2. :func:`~credspark.features.monthly.in_customer_order`: each monthly row paired with the as-of dates it
+   precedes (a broadcast of the dates: a backfill never rescans the raw transactions), partitioned by
+   customer and sorted by month, so the aggregates round the same way whichever way the rows were made;
 3. ONE ``groupBy(customer_id, as_of_date)`` computing the rolling-window aggregates (conditional
    aggregation) and collecting the last T months, turned into the fixed-shape ``seq`` with higher-order
    functions; then profile features, labels by horizon, and one atomic write of all the dates' partitions.
@@ -22,7 +25,7 @@ from dataclasses import dataclass, field
 from pyspark.sql import DataFrame, SparkSession
 from pyspark.sql import functions as F
 
-from credspark.config import Config
+from credspark.config import Config, FeaturesConfig
 from credspark.errors import ConfigError, MissingDataError
 from credspark.features.attributes import (
     SPEC_KEY,
@@ -32,8 +35,8 @@ from credspark.features.attributes import (
     with_attributes,
 )
 from credspark.features.labels import default_events, with_labels
+from credspark.features.monthly import in_customer_order
 from credspark.features.sequences import (
-    activity_by_as_of,
     month_index_of,
     monthly_activity,
     resolve_channels,
@@ -51,7 +54,7 @@ from credspark.job_requests import FeaturesRequest
 from credspark.models.spec import FeatureSpec, SpecMismatchError
 from credspark.runner import JobResult, Run
 
-__all__ = ["FeatureFrames", "build_feature_frames", "build_features"]
+__all__ = ["FeatureFrames", "build_feature_frames", "build_features", "lookback_start"]
 
 log = logging.getLogger("credspark.features")
 
@@ -104,6 +107,11 @@ def _check_dates(as_of_dates: Sequence[dt.date]) -> tuple[dt.date, ...]:
     return FeaturesRequest(tuple(as_of_dates)).as_of_dates
 
 
+def lookback_start(as_of_dates: Sequence[dt.date], fc: FeaturesConfig) -> int:
+    """Oldest month index the features of these (ascending) as-of dates look at; older months are folded."""
+    return month_index_of(as_of_dates[0]) - max(fc.T, max(fc.windows)) + 1
+
+
 def _merge(*maps: Mapping[str, list[str]]) -> dict[str, list[str]]:
     out: dict[str, list[str]] = {}
     for m in maps:
@@ -118,6 +126,7 @@ def build_feature_frames(
     cfg: Config,
     *,
     observed_through: dt.date | None = None,
+    monthly: DataFrame | None = None,
 ) -> FeatureFrames:
     """Build the feature rows of several as-of dates in one pass over the inputs (lazy: nothing is written).
 
@@ -128,6 +137,9 @@ def build_feature_frames(
         cfg: Job config (the ``features`` section).
         observed_through: Last day defaults are known for; None = the latest outcome default date or
             statement month end found in the inputs.
+        monthly: The monthly activity rows to aggregate, as
+            :func:`credspark.features.monthly.activity_for_as_of` builds them from the ``monthly_activity``
+            table; None = computed from the inputs' raw rows (the from-scratch build; the same features).
 
     Returns:
         A :class:`FeatureFrames`.
@@ -157,12 +169,10 @@ def build_feature_frames(
         return _finish(features, inputs, dates, cfg, statics, channels=(), T=0, present=present, absent=absent,
                        left_out=_merge(left_static, left_channels), observed_through=observed_through)
 
-    lookback = max(fc.T, max(fc.windows))
-    monthly = monthly_activity(
-        inputs, until=dates[-1], lookback_start_month=month_index_of(dates[0]) - lookback + 1
-    )
+    if monthly is None:
+        monthly = monthly_activity(inputs, until=dates[-1], lookback_start_month=lookback_start(dates, fc))
     grouped = (
-        monthly.transform(activity_by_as_of(dates))
+        monthly.transform(in_customer_order(dates))
         .groupBy(*_IDENTITY)
         .agg(
             *profile_aggregations(present),
@@ -308,14 +318,21 @@ def build_features(spark: SparkSession, cfg: Config, request: FeaturesRequest, r
         Exit code 0 with the counts and details (errors raise and become exit codes in the job runner).
     """
     from credspark.pipelines.ingest import outcomes_observed_through, validate_inputs
+    from credspark.pipelines.monthly import source_versions, update_monthly_activity
 
     dates = list(request.as_of_dates)
     log.info("features: %d as-of date(s) %s .. %s", len(dates), dates[0], dates[-1])
+    versions = source_versions(spark, cfg)  # before the inputs are read (see source_versions)
     # validate_inputs times itself (stage "validate"); it is lazy: the build below re-reads the clean rows.
     inputs = validate_inputs(spark, cfg, dates[-1], run.run_id, run)
     observed = outcomes_observed_through(spark, cfg)
+    with run.stage("monthly_activity"):
+        monthly = update_monthly_activity(
+            spark, cfg, inputs, dates, versions, lookback_start_month=lookback_start(dates, cfg.features),
+            run_id=run.run_id, rebuild=request.rebuild_months)
+    run.details["monthly_activity"] = monthly.plan.summary()
     with run.stage("plan"):
-        frames = build_feature_frames(inputs, dates, cfg, observed_through=observed)
+        frames = build_feature_frames(inputs, dates, cfg, observed_through=observed, monthly=monthly.rows)
     run.details.update(
         feature_version=frames.spec.version,
         T=frames.spec.T,

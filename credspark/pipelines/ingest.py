@@ -35,6 +35,7 @@ from credspark.contract import (
 )
 from credspark.dates import parse_date
 from credspark.errors import InputError, MissingDataError, RejectThresholdError
+from credspark.features.monthly import CHANGE_DATA_FEED, MONTHLY_SOURCES
 from credspark.io.tables import (
     TableRef,
     append_table,
@@ -102,6 +103,9 @@ def _write_table(spark: SparkSession, cfg: Config, name: str, df: DataFrame, run
     ref = _ref(cfg, name)
     with run.stage(f"write_{name}"):
         overwrite_table(df, ref, user_metadata=run.run_id)
+    if name in MONTHLY_SOURCES:
+        # The feature job finds late and corrected rows of closed months in the change data feed.
+        set_properties(spark, ref, {CHANGE_DATA_FEED: "true"})
     if name == "outcomes":
         # Only the outcomes carry properties (one extra commit); the other tables' commits carry the
         # run id as user metadata, which leads to this run's run.

@@ -43,6 +43,7 @@ def test_help_works_with_only_the_standard_library_and_lists_the_exit_codes(job,
     [
         ("build_features", ["--as-of", "2025-12-30"], "as-of dates are month ends"),
         ("build_features", ["--as-of", "2025-12-31", "--from", "2025-01-31"], "either --as-of or --from/--to"),
+        ("build_features", ["--as-of", "2025-12-31", "--rebuild-monthly", "2025-06..2025-12"], "only closed months"),
         ("train", ["--as-of", "2025-13-01"], "not an ISO date"),
         ("score_portfolio", ["--score-date", "31/12/2025"], "--score-date '31/12/2025'"),
         ("demo", ["--customers", "0"], "--customers must be >= 1"),
