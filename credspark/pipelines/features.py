@@ -326,13 +326,16 @@ def build_features(spark: SparkSession, cfg: Config, request: FeaturesRequest, r
     # validate_inputs times itself (stage "validate"); it is lazy: the build below re-reads the clean rows.
     inputs = validate_inputs(spark, cfg, dates[-1], run.run_id, run)
     observed = outcomes_observed_through(spark, cfg)
-    with run.stage("monthly_activity"):
-        monthly = update_monthly_activity(
-            spark, cfg, inputs, dates, versions, lookback_start_month=lookback_start(dates, cfg.features),
-            run_id=run.run_id, rebuild=request.rebuild_months)
-    run.details["monthly_activity"] = monthly.plan.summary()
+    monthly_rows = None
+    if any(s in inputs for s in ("transactions", "statements")):  # static-only sources have no monthly rows
+        with run.stage("monthly_activity"):
+            monthly = update_monthly_activity(
+                spark, cfg, inputs, dates, versions, lookback_start_month=lookback_start(dates, cfg.features),
+                run_id=run.run_id, rebuild=request.rebuild_months)
+        run.details["monthly_activity"] = monthly.plan.summary()
+        monthly_rows = monthly.rows
     with run.stage("plan"):
-        frames = build_feature_frames(inputs, dates, cfg, observed_through=observed, monthly=monthly.rows)
+        frames = build_feature_frames(inputs, dates, cfg, observed_through=observed, monthly=monthly_rows)
     run.details.update(
         feature_version=frames.spec.version,
         T=frames.spec.T,
