@@ -191,7 +191,7 @@ def feature_build(spark, wh: Path, spark_cfg: dict, as_of: dt.date, results: dic
     """Clean inputs -> features -> Delta partition (no validation), best of ``repeat``. Returns #transactions."""
     from credspark.io.tables import overwrite_partitions, table_ref
     from credspark.pipelines.features import build_feature_frames
-    from credspark.pipelines.ingest import outcomes_observed_through
+    from credspark.pipelines.validate import outcomes_observed_through
 
     cfg = _cfg(wh, spark_cfg)
     inputs = raw_inputs(spark, cfg)
@@ -452,7 +452,7 @@ def incremental(spark, wh: Path, spark_cfg: dict, as_of: dt.date, n_dates: int, 
     from credspark.features.monthly import month_start_date
     from credspark.io.tables import overwrite_partitions, table_ref
     from credspark.pipelines.features import build_feature_frames
-    from credspark.pipelines.ingest import outcomes_observed_through
+    from credspark.pipelines.validate import outcomes_observed_through
 
     cfg = _incremental_cfg(wh, spark_cfg, "monthly_bench")
     shutil.rmtree(wh / "monthly_bench", ignore_errors=True)

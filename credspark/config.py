@@ -358,8 +358,16 @@ class DistributedConfig:
         "Limit (seconds) of one model's distributed run, its wait for task slots included, and of every collective; "
         "the run is cancelled after it.",
     )
+    work_dir: str | None = _f(
+        None,
+        "Local-path folder where a training run's driver and workers exchange feeds, checkpoints and models, "
+        "reached with file calls by the driver and every executor (a shared mount such as NFS or a mounted "
+        "bucket); each run uses <work_dir>/train/<run id> and removes it at the end. null = <warehouse>/_work "
+        "when the warehouse is a local folder; on an object-store or HDFS warehouse a private temporary folder "
+        "on the driver, which only a local master can use (other masters are refused until this is set).",
+    )
     checkpoint_dir: str | None = _f(
-        None, "Folder of per-epoch checkpoints (shared by all workers); null = <work_dir>/checkpoints."
+        None, "Folder of per-epoch checkpoints (shared by all workers); null = <run's work folder>/checkpoints."
     )
     resume: bool = _f(
         True,
@@ -382,6 +390,13 @@ class DistributedConfig:
     oversample: bool = _f(True, "Train ACTGAN and add generated minority rows to the ResNet-LSTM training feed.")
     oversample_ratio: float = _f(0.4, "Minority/majority ratio the generated rows bring the training set to.")
     generate_partitions: int = _f(4, "Spark partitions that generate the oversampled rows.")
+
+    def __post_init__(self) -> None:
+        # The workers use file calls on the work folder: a URI other than file:// can never work there.
+        if self.work_dir and "://" in self.work_dir and not self.work_dir.startswith("file://"):
+            raise ConfigError(
+                f"distributed.work_dir={self.work_dir!r}: the training workers use file calls, so it must be a "
+                "local path that the driver and every executor reach (a shared mount such as NFS), not a URI")
 
 
 @dataclass(frozen=True)

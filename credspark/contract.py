@@ -2,7 +2,7 @@
 
 See docs/data-contract.md for the human-readable version of the same contract.
 
-Validation is a set of pure DataFrame functions; the pipeline (``credspark.pipelines.ingest.validate_inputs``)
+Validation is a set of pure DataFrame functions; the pipeline (``credspark.pipelines.validate.validate_inputs``)
 counts and writes. What happens to a row, in order:
 
 1. the table lacks a required column, or a column has a type that cannot be cast to the contract's:

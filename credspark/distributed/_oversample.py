@@ -1,6 +1,6 @@
 """Partition code that generates ACTGAN minority rows as feature-table rows (Spark-free, pyarrow only).
 
-Used by :func:`credspark.pipelines.train_deep.generate_rows` inside ``mapInArrow``: every partition loads
+Used by :func:`credspark.pipelines._train_oversample.generate_rows` inside ``mapInArrow``: every partition loads
 the saved ACTGAN once per Python worker (cached by folder) and turns each batch of row ids into generated
 rows, seeded by the batch's first id so the output does not depend on how Spark schedules the work.
 """

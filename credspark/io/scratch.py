@@ -58,34 +58,48 @@ def read_scratch_parquet(spark, path: str) -> DataFrame:  # noqa: ANN001 - Spark
     return spark.read.parquet(path)
 
 
-def work_folder(root: str | Path, job: str, run_id: str, master: str) -> Path:
+def work_folder(root: str | Path, job: str, run_id: str, master: str, shared: str | None = None) -> Path:
     """The folder where one run's driver and training workers exchange files (feeds, checkpoints, models).
 
-    On a local warehouse: ``<warehouse>/_work/<job>/<run_id>``, shared by every process that sees the
-    warehouse folder. The training workers read and write it with local file calls, so on a warehouse that is
-    not a local folder (``s3a://`` and the other URIs) it is a private temporary folder on the driver's disk,
-    which the workers share only when they run on the driver's machine (a ``local`` master); other masters
-    are refused there. The caller removes the folder when the run ends, failed or not.
+    The training workers read and write it with local file calls, so it must be a path that the driver and
+    every executor see as the same folder:
+
+    - ``shared`` given (``distributed.work_dir``, e.g. an NFS mount): ``<shared>/<job>/<run_id>``;
+    - a warehouse that is a local folder: ``<warehouse>/_work/<job>/<run_id>``;
+    - otherwise (``s3a://`` and the other URIs) a private temporary folder on the driver's disk, which the
+      workers share only when they run on the driver's machine (a ``local`` master); other masters are refused.
+
+    The caller removes the folder when the run ends, failed or not.
 
     Args:
         root: The warehouse.
         job: Job name (a plain name).
         run_id: The run id (a plain name).
         master: The session's master URL (``spark.sparkContext.master``).
+        shared: ``distributed.work_dir``: a local path (``file://`` accepted) every process reaches.
 
     Returns:
-        The folder (not created on a local warehouse; created empty otherwise).
+        The folder (not created under ``shared`` or a local warehouse; created empty otherwise).
 
     Raises:
-        ConfigError: A warehouse that is not a local folder with a master that is not ``local``.
+        ConfigError: ``shared`` is not a local path, or a warehouse that is not a local folder with a master
+            that is not ``local`` and no ``shared``.
     """
+    if shared:
+        base = warehouse.child(shared, job, run_id)
+        if not isinstance(base, Path):
+            raise ConfigError(
+                f"distributed.work_dir={shared!r}: the training workers use file calls, so it must be a local path "
+                "that the driver and every executor reach (a shared mount such as NFS), not an object-store URI"
+            )
+        return base
     where = warehouse.child(root, "_work", job, run_id)
     if isinstance(where, Path):
         return where
     if not master.startswith("local"):
         raise ConfigError(
             f"warehouse {root}: distributed training needs a work folder that the driver and every executor "
-            f"reach with file calls, and {where} is not one; with master {master!r} use a warehouse on a "
-            "shared local path (e.g. an NFS mount), or a local master"
+            f"reach with file calls, and {where} is not one; with master {master!r} set distributed.work_dir to "
+            "a shared local path (e.g. an NFS mount), or use a local master"
         )
     return Path(tempfile.mkdtemp(prefix=f"credspark-{job}-{run_id}-"))

@@ -26,6 +26,7 @@ from credspark.errors import ConfigError, MissingDataError
 from credspark.io import warehouse
 
 __all__ = [
+    "config_table",
     "TableRef",
     "table_ref",
     "safe_child",
@@ -100,6 +101,19 @@ def table_ref(cfg: Config, name: str) -> TableRef:
         db = _check_ident(cfg.warehouse.database, "warehouse.database")
         return TableRef(name=name, qualified=f"`{db}`.`{name}`")
     return TableRef(name=name, path=warehouse.spark_path(safe_child(cfg.warehouse.path, name)))
+
+
+def config_table(cfg: Config, key: str) -> TableRef:
+    """The table the config's ``tables.<key>`` names (e.g. ``config_table(cfg, "outcomes")``).
+
+    Args:
+        cfg: The job config (``tables`` and warehouse sections).
+        key: A field of the ``tables`` section.
+
+    Returns:
+        Its TableRef (:func:`table_ref`).
+    """
+    return table_ref(cfg, getattr(cfg.tables, key))
 
 
 def table_exists(spark: SparkSession, ref: TableRef) -> bool:

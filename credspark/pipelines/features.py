@@ -132,7 +132,7 @@ def build_feature_frames(
 
     Args:
         inputs: Clean input tables keyed ``customers``, ``transactions``, ``statements``, ``outcomes``
-            (as :func:`credspark.pipelines.ingest.validate_inputs` returns them); absent keys = absent tables.
+            (as :func:`credspark.pipelines.validate.validate_inputs` returns them); absent keys = absent tables.
         as_of_dates: Month-end as-of dates.
         cfg: Job config (the ``features`` section).
         observed_through: Last day defaults are known for; None = the latest outcome default date or
@@ -317,8 +317,8 @@ def build_features(spark: SparkSession, cfg: Config, request: FeaturesRequest, r
     Returns:
         Exit code 0 with the counts and details (errors raise and become exit codes in the job runner).
     """
-    from credspark.pipelines.ingest import outcomes_observed_through, validate_inputs
     from credspark.pipelines.monthly import source_versions, update_monthly_activity
+    from credspark.pipelines.validate import outcomes_observed_through, validate_inputs
 
     dates = list(request.as_of_dates)
     log.info("features: %d as-of date(s) %s .. %s", len(dates), dates[0], dates[-1])

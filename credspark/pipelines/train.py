@@ -148,7 +148,8 @@ def train_model(spark: SparkSession, cfg: Config, request: TrainRequest, run: Ru
     run.details |= {"split": plan.to_dict(), "model_name": tc.model_name, "version": version}
     # Feeds, checkpoints and generated rows of this run, shared by driver and workers; removed when the run
     # ends, failed or not.
-    work_dir = work_folder(cfg.warehouse.path, "train", run.run_id, spark.sparkContext.master)
+    work_dir = work_folder(cfg.warehouse.path, "train", run.run_id, spark.sparkContext.master,
+                           cfg.distributed.work_dir)
     persisted: list[DataFrame] = []
 
     def keep(df: DataFrame) -> DataFrame:

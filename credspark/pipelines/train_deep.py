@@ -25,19 +25,15 @@ difference, or ignored under ``distributed.on_checkpoint_mismatch=restart``.
 from __future__ import annotations
 
 import dataclasses
-import functools
 import logging
 import time
 from dataclasses import dataclass, field
 from typing import Any
 
 from pyspark.sql import DataFrame, SparkSession
-from pyspark.sql import functions as F  # noqa: N812 - Spark convention
-from pyspark.sql import types as T  # noqa: N812 - Spark convention
 
 from credspark.config import Config
 from credspark.distributed._checkpoint import checkpoint_to_resume
-from credspark.distributed._oversample import generate_partition
 from credspark.distributed.feeds import FeedHandle, feed_columns, get_feed
 from credspark.distributed.launchers import launch
 from credspark.distributed.train_fns import (
@@ -51,11 +47,11 @@ from credspark.faults import DEEP_FAIL_AT_EPOCH, DEEP_FAIL_RANK, injected
 from credspark.io.scratch import read_scratch_parquet, write_scratch_parquet
 from credspark.models._gan_common import n_new_minority
 from credspark.models.actgan import ACTGAN
-from credspark.models.inputs import LABEL_COLUMN, MASK_COLUMN, SEQ_COLUMN
 from credspark.models.resnet_lstm import ResNetLSTM
 from credspark.models.spec import FeatureSpec
+from credspark.pipelines._train_oversample import cast_like, generate_rows, label_counts
 
-__all__ = ["DeepResult", "train_deep", "generate_rows", "label_counts", "fingerprint"]
+__all__ = ["DeepResult", "train_deep", "fingerprint"]
 
 log = logging.getLogger("credspark.pipelines.train_deep")
 
@@ -105,58 +101,6 @@ class DeepResult:
         if self.actgan is None or "actgan" not in self.model_dirs:
             raise RuntimeError("no ACTGAN was trained in this run (oversampling off or not needed)")
         return generate_rows(spark, self.model_dirs["actgan"], self.actgan.spec, n, seed=seed, partitions=partitions)
-
-
-def label_counts(df: DataFrame) -> dict[int, int]:
-    """Rows per label (one tiny aggregate comes back to the driver)."""
-    return {int(r[LABEL_COLUMN]): int(r["count"]) for r in df.groupBy(LABEL_COLUMN).count().collect()}
-
-
-def generate_rows(
-    spark: SparkSession, model_dir: str, spec: FeatureSpec, n: int, *, seed: int, partitions: int = 4
-) -> DataFrame:
-    """``n`` ACTGAN minority rows generated on the executors (static columns as double).
-
-    Args:
-        spark: The session.
-        model_dir: Folder of the saved ACTGAN, readable from the executors.
-        spec: Its FeatureSpec.
-        n: Rows.
-        seed: Sampling seed.
-        partitions: Spark partitions doing the work.
-
-    Returns:
-        A lazy DataFrame: the static columns, ``seq`` (array<float>), ``seq_mask`` (array<tinyint>),
-        ``label`` (int, all 1).
-    """
-    schema = T.StructType(
-        [T.StructField(name, T.DoubleType()) for name in spec.static_names]
-        + [
-            T.StructField(SEQ_COLUMN, T.ArrayType(T.FloatType())),
-            T.StructField(MASK_COLUMN, T.ArrayType(T.ByteType())),
-            T.StructField(LABEL_COLUMN, T.IntegerType()),
-        ]
-    )
-    # Bind plain values (not self or the session) into the partition function shipped to executors.
-    fn = functools.partial(generate_partition, model_dir=str(model_dir), seed=int(seed))
-    return spark.range(0, int(n), numPartitions=max(1, int(partitions))).mapInArrow(fn, schema)
-
-
-def _like(generated: DataFrame, real: DataFrame) -> DataFrame:
-    """Cast generated columns to the real rows' types (integral static columns are rounded first)."""
-    types = {f.name: f.dataType for f in real.schema.fields}
-    cols = []
-    for name in real.columns:
-        c = F.col(name)
-        if isinstance(types[name], T.ArrayType):
-            # Same element type already; only element nullability may differ, which unionByName merges
-            # (a cast to a non-nullable element type is refused by Spark).
-            cols.append(c.alias(name))
-            continue
-        if isinstance(types[name], T.IntegralType) and name != LABEL_COLUMN:
-            c = F.round(c)
-        cols.append(c.cast(types[name]).alias(name))
-    return generated.select(*cols)
 
 
 def _options(cfg: Config) -> dict[str, Any]:
@@ -301,7 +245,7 @@ def train_deep(
         actgan = ACTGAN.load(actgan_run["model_dir"], device="cpu")
         t0 = time.perf_counter()
         generated_path = f"{work}/generated"
-        rows = _like(
+        rows = cast_like(
             generate_rows(spark, actgan_run["model_dir"], spec, n_new, seed=dc.seed, partitions=dc.generate_partitions),
             train,
         )

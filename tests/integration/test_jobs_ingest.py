@@ -8,7 +8,7 @@ from credspark.config import config_from_dict
 from credspark.contract import OBSERVED_THROUGH_PROPERTY, SOURCE_PROPERTY
 from credspark.errors import MissingDataError, RejectThresholdError
 from credspark.io.tables import append_table, get_properties, read_table, table_ref
-from credspark.pipelines.ingest import outcomes_observed_through, validate_inputs
+from credspark.pipelines.validate import outcomes_observed_through, validate_inputs
 from credspark.runner import Run
 from credspark.sources.uci import UCI_COLUMNS
 from jobs import generate_portfolio, ingest_uci

@@ -8,7 +8,7 @@ from pyspark.sql import types as T
 from credspark.config import AttributeConfig, config_from_dict
 from credspark.contract import check_schema, table_schema, tag_counts, tag_rows
 from credspark.errors import ConfigError, ContractError
-from credspark.pipelines.ingest import attribute_tables
+from credspark.pipelines.validate import attribute_tables
 
 pytestmark = pytest.mark.spark
 

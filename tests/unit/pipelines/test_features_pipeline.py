@@ -189,14 +189,14 @@ def test_features_request_from_flags():
 
 @pytest.fixture
 def fake_inputs(monkeypatch, spark):
-    """Stand in for credspark.pipelines.ingest.validate_inputs (its own tests cover validation)."""
+    """Stand in for credspark.pipelines.validate.validate_inputs (its own tests cover validation)."""
     seen = []
 
     def validate_inputs(spark_, cfg, as_of, run_id, run):
         seen.append(as_of)
         return _inputs(spark)
 
-    monkeypatch.setitem(sys.modules, "credspark.pipelines.ingest", types.SimpleNamespace(
+    monkeypatch.setitem(sys.modules, "credspark.pipelines.validate", types.SimpleNamespace(
         validate_inputs=validate_inputs, outcomes_observed_through=lambda spark_, cfg: D3 + dt.timedelta(days=31)))
     return seen
 
