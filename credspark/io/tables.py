@@ -453,9 +453,13 @@ class VacuumResult:
 
 
 def _data_files(location: str) -> dict[str, int]:
-    """The table folder's files outside the Delta log (what VACUUM may delete), relative path -> size."""
-    return {p: n for p, n in warehouse.list_tree(warehouse.as_location(location)).items()
-            if not p.startswith("_delta_log/")}
+    """The table folder's files that VACUUM may delete, relative path -> size.
+
+    Not the Delta log, and no hidden file: the local filesystem's ``.<name>.crc`` checksums go with their file.
+    """
+    files = warehouse.list_tree(warehouse.as_location(location))
+    return {p: n for p, n in files.items()
+            if not p.startswith("_delta_log/") and not p.rsplit("/", 1)[-1].startswith(".")}
 
 
 def vacuum_table(spark: SparkSession, ref: TableRef, *, dry_run: bool = False) -> VacuumResult:
