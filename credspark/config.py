@@ -198,8 +198,8 @@ class RetentionConfig:
         "7 days",
         "delta.deletedFileRetentionDuration: how long data files that a commit removed (and files no commit "
         "references, e.g. a killed write's) stay before VACUUM may delete them. Time travel to versions younger than "
-        "this and readers of such versions keep working; keep it above the longest write and the longest read. "
-        "'<n> <unit>', unit second, minute, hour, day or week.",
+        "this and readers of such versions keep working (Delta refuses time travel to older versions, VACUUM or not); "
+        "keep it above the longest write and the longest read. '<n> <unit>', unit second, minute, hour, day or week.",
     )
     log: str = _f(
         "30 days",
