@@ -20,14 +20,15 @@ from credspark.config import Config
 from credspark.errors import ConfigError, MissingDataError
 from credspark.io.tables import get_properties, table_exists, table_ref, update_properties, vacuum_table
 from credspark.job_requests import MaintainRequest
+from credspark.pipelines.ingest import INPUT_TABLES
 from credspark.runner import JobResult, Run
 
 __all__ = ["credspark_tables", "check_maintain_tables", "maintain_tables", "MAX_LISTED_FILES"]
 
 log = logging.getLogger(__name__)
 
-#: Input tables whose rejected rows the ingest jobs append to ``<table>_rejects``.
-_VALIDATED_INPUTS = ("customers", "transactions", "statements", "outcomes", "attributes")
+#: Input tables whose rejected rows the ingest jobs append to ``<table>_rejects`` (credspark.pipelines.ingest).
+_VALIDATED_INPUTS = (*INPUT_TABLES, "attributes")
 #: Files listed per table in the run summary (all are counted).
 MAX_LISTED_FILES = 1000
 
