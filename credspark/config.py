@@ -32,6 +32,8 @@ __all__ = [
     "SparkConfig",
     "WarehouseConfig",
     "TablesConfig",
+    "RetentionConfig",
+    "parse_interval",
     "ValidationConfig",
     "FeaturesConfig",
     "GenerateConfig",
@@ -152,6 +154,75 @@ class TablesConfig:
         # credspark.io.tables checks again where a name becomes a path or SQL.
         for f in dataclasses.fields(self):
             _check_identifier(f"tables.{f.name}", getattr(self, f.name))
+
+
+#: Units of a retention interval and their seconds (fixed lengths only: Delta refuses months and years).
+_INTERVAL_UNITS = {"second": 1, "minute": 60, "hour": 3600, "day": 86400, "week": 604800}
+_INTERVAL = re.compile(r"^(?:interval\s+)?(\d{1,6})\s*(second|minute|hour|day|week)s?$", re.IGNORECASE)
+
+
+def parse_interval(key: str, text: str) -> tuple[str, int]:
+    """A retention interval such as ``7 days`` or ``1 hour``: Delta's form of it and its length in seconds.
+
+    Args:
+        key: The config key (named in the error).
+        text: ``<whole number up to 999999> <unit>``, unit one of second, minute, hour, day, week (singular or plural),
+            optionally prefixed by ``interval`` as Delta writes it.
+
+    Returns:
+        ``("interval <n> <unit>s", seconds)``, the value Delta stores as the table property (weeks as days).
+
+    Raises:
+        ConfigError: Naming the key, for anything else (months and years have no fixed length; Delta refuses them).
+    """
+    m = _INTERVAL.match(text.strip()) if isinstance(text, str) else None
+    if m is None:
+        raise ConfigError(f"config key '{key}': {text!r} is not an interval; expected '<whole number> <unit>' with "
+                          f"unit one of {', '.join(_INTERVAL_UNITS)} (e.g. '7 days', '1 hour')")
+    n, unit = int(m.group(1)), m.group(2).lower()
+    if unit == "week":  # Delta's intervals count days; a week is 7 of them
+        n, unit = n * 7, "day"
+    return f"interval {n} {unit}s", n * _INTERVAL_UNITS[unit]
+
+
+@dataclass(frozen=True)
+class RetentionConfig:
+    """How long a Delta table keeps what its older versions need (table properties of every table credspark writes).
+
+    Set on a table when a write creates it; ``jobs/maintain_tables.py`` brings existing tables up to date and runs
+    VACUUM, which deletes only files older than ``deleted_files`` that the current version does not use
+    (docs/reliability.md, 'Retention and VACUUM').
+    """
+
+    deleted_files: str = _f(
+        "7 days",
+        "delta.deletedFileRetentionDuration: how long data files that a commit removed (and files no commit "
+        "references, e.g. a killed write's) stay before VACUUM may delete them. Time travel to versions younger than "
+        "this and readers of such versions keep working (Delta refuses time travel to older versions, VACUUM or not); "
+        "keep it above the longest write and the longest read. '<n> <unit>', unit second, minute, hour, day or week.",
+    )
+    log: str = _f(
+        "30 days",
+        "delta.logRetentionDuration: how long entries of the Delta log stay (removed when a checkpoint is written). "
+        "At least deleted_files: a version is readable only while both its log entries and its files exist.",
+    )
+
+    def __post_init__(self) -> None:
+        _, files_s = parse_interval("retention.deleted_files", self.deleted_files)
+        _, log_s = parse_interval("retention.log", self.log)
+        if files_s < 1:
+            raise ConfigError(f"config key 'retention.deleted_files': {self.deleted_files!r} must be at least "
+                              "1 second (0 would let VACUUM delete the files of a write still running)")
+        if log_s < files_s:
+            raise ConfigError(f"config key 'retention.log': {self.log!r} is shorter than retention.deleted_files "
+                              f"({self.deleted_files!r}); versions whose files are kept would lose their log entries")
+
+    def table_properties(self) -> dict[str, str]:
+        """The Delta table properties these settings give every table credspark writes."""
+        return {
+            "delta.deletedFileRetentionDuration": parse_interval("retention.deleted_files", self.deleted_files)[0],
+            "delta.logRetentionDuration": parse_interval("retention.log", self.log)[0],
+        }
 
 
 @dataclass(frozen=True)
@@ -571,6 +642,7 @@ class Config:
     spark: SparkConfig = field(default_factory=SparkConfig)
     warehouse: WarehouseConfig = field(default_factory=WarehouseConfig)
     tables: TablesConfig = field(default_factory=TablesConfig)
+    retention: RetentionConfig = field(default_factory=RetentionConfig)
     validation: ValidationConfig = field(default_factory=ValidationConfig)
     features: FeaturesConfig = field(default_factory=FeaturesConfig)
     generate: GenerateConfig = field(default_factory=GenerateConfig)

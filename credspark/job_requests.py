@@ -36,6 +36,7 @@ __all__ = [
     "TrainRequest",
     "ScoreRequest",
     "DemoRequest",
+    "MaintainRequest",
     "EXIT_CODES_HELP",
     "job_parser",
     "parse_request",
@@ -243,6 +244,23 @@ class DemoRequest:
             raise ConfigError("--warehouse must name a folder or a warehouse URI")
         if self.customers < 1:
             raise ConfigError(f"--customers must be >= 1, got {self.customers}")
+
+
+@dataclass(frozen=True)
+class MaintainRequest:
+    """``maintain_tables``: the tables to maintain (empty = every credspark table in the warehouse), dry run.
+
+    Attributes:
+        tables: Table names (``--table``, repeatable), without repeats; each must be one of the config's tables
+            (checked with the config, before Spark starts: ``credspark.pipelines.maintain.check_maintain_tables``).
+        dry_run: List what VACUUM would delete; change and delete nothing.
+    """
+
+    tables: tuple[str, ...] = ()
+    dry_run: bool = False
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "tables", tuple(dict.fromkeys(self.tables)))
 
 
 def request_params(options: JobOptions, request: object) -> dict[str, Any]:

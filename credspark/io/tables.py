@@ -7,6 +7,13 @@ A write that creates its table races every other writer creating it at the same 
 them commit the table's first version and fails the others with a conflict. Such a write is retried once
 against the table that now exists (nothing of the failed attempt was committed), so concurrent first runs
 end with one table holding every run's rows.
+
+Retention: every table credspark writes gets the Delta table properties of the config's ``retention`` section
+(``delta.deletedFileRetentionDuration``, ``delta.logRetentionDuration``) in the commit that creates it.
+:func:`update_properties` brings an existing table up to date (``jobs/maintain_tables.py`` does, not every
+write: a metadata commit fails the commits of writers running at that moment) and :func:`vacuum_table` deletes
+what the table's own retention allows: files the current version does not use that are older than
+``delta.deletedFileRetentionDuration``.
 """
 
 from __future__ import annotations
@@ -15,7 +22,7 @@ import datetime as dt
 import logging
 import re
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from pyspark.sql import DataFrame, SparkSession
@@ -44,6 +51,10 @@ __all__ = [
     "read_table_version",
     "table_version",
     "read_changes",
+    "update_properties",
+    "table_location",
+    "VacuumResult",
+    "vacuum_table",
 ]
 
 log = logging.getLogger(__name__)
@@ -76,11 +87,20 @@ def safe_child(root: str | Path, *parts: str) -> Path | str:
 
 @dataclass(frozen=True)
 class TableRef:
-    """Where one table lives: a Delta path, or a metastore table name."""
+    """Where one table lives: a Delta path, or a metastore table name.
+
+    Attributes:
+        name: The table's name.
+        path: Its Delta path (path-based tables).
+        qualified: Its quoted metastore name (managed tables).
+        properties: Delta table properties set in the commit that creates the table (the retention settings;
+            ``(key, value)`` pairs). Defaults to none.
+    """
 
     name: str
     path: str | None = None
     qualified: str | None = None
+    properties: tuple[tuple[str, str], ...] = field(default=(), compare=False)
 
     def __str__(self) -> str:
         return self.qualified or self.path or self.name
@@ -94,13 +114,15 @@ def table_ref(cfg: Config, name: str) -> TableRef:
         name: Table name, letters/digits/underscores only.
 
     Returns:
-        A TableRef: ``<warehouse>/<name>`` or ``<database>.<name>``.
+        A TableRef: ``<warehouse>/<name>`` or ``<database>.<name>``, carrying the retention properties
+        (``cfg.retention``) that a write creating the table sets.
     """
     _check_ident(name, "table name")
+    props = tuple(cfg.retention.table_properties().items())
     if cfg.warehouse.database:
         db = _check_ident(cfg.warehouse.database, "warehouse.database")
-        return TableRef(name=name, qualified=f"`{db}`.`{name}`")
-    return TableRef(name=name, path=warehouse.spark_path(safe_child(cfg.warehouse.path, name)))
+        return TableRef(name=name, qualified=f"`{db}`.`{name}`", properties=props)
+    return TableRef(name=name, path=warehouse.spark_path(safe_child(cfg.warehouse.path, name)), properties=props)
 
 
 def config_table(cfg: Config, key: str) -> TableRef:
@@ -151,10 +173,17 @@ def _save_once(w, ref: TableRef) -> None:
 
 
 def _save(w, ref: TableRef, spark: SparkSession) -> None:
-    """Write once; a write that created the table and lost that race to another writer is retried once."""
+    """Write once; a write that created the table and lost that race to another writer is retried once.
+
+    A write that creates the table sets ``ref.properties`` in its first commit (Delta takes ``delta.*`` writer
+    options as table properties when it creates a table and ignores them afterwards).
+    """
     from credspark.io.delta_retry import is_write_conflict
 
     creating = not table_exists(spark, ref)
+    if creating:
+        for key, value in ref.properties:
+            w = w.option(key, value)
     try:
         _save_once(w, ref)
     except Exception as e:
@@ -225,6 +254,10 @@ def overwrite_partitions(
 def _sql_table(ref: TableRef) -> str:
     if ref.qualified:
         return ref.qualified
+    if "${" in str(ref.path):
+        # Spark substitutes ${name} everywhere in SQL text, inside quoted identifiers too (spark.sql.variable.
+        # substitute): the statement would name another path.
+        raise ConfigError(f"table '{ref.name}': its path {ref.path!r} holds '${{'; Spark would substitute it in SQL")
     return "delta.`" + str(ref.path).replace("`", "``") + "`"
 
 
@@ -378,3 +411,113 @@ def read_changes(spark: SparkSession, ref: TableRef, start: int, end: int) -> Da
     if ref.qualified:
         return reader.table(ref.qualified.replace("`", ""))
     return reader.load(ref.path)
+
+
+def update_properties(spark: SparkSession, ref: TableRef, props: Mapping[str, str] | None = None) -> dict[str, str]:
+    """Give an existing table these properties (default: ``ref.properties``); a commit only when one differs.
+
+    Idempotent: a table that already has every value gets no commit. The commit changes the table's metadata,
+    which fails the commits of writers running at that moment (Delta's ``MetadataChangedException``; the
+    scoring and monthly writes retry it): run it when no job writes, as ``jobs/maintain_tables.py`` is meant to.
+
+    Args:
+        spark: The session.
+        ref: The table.
+        props: Properties to set. Defaults to the retention properties the ref carries.
+
+    Returns:
+        The properties that were set (those that differed); empty when none did.
+
+    Raises:
+        MissingDataError: The table does not exist.
+    """
+    wanted = dict(ref.properties) if props is None else {k: str(v) for k, v in props.items()}
+    current = get_properties(spark, ref)
+    changed = {k: v for k, v in wanted.items() if current.get(k) != v}
+    set_properties(spark, ref, changed)
+    return changed
+
+
+def table_location(spark: SparkSession, ref: TableRef) -> str:
+    """Where the table's files are, as Delta names the folder (``file:/...``, ``s3a://...``)."""
+    if not table_exists(spark, ref):
+        raise MissingDataError(f"table '{ref.name}' does not exist at {ref}")
+    return str(_delta_table(spark, ref).detail().select("location").first()[0])
+
+
+@dataclass(frozen=True)
+class VacuumResult:
+    """What one VACUUM deleted (or, in a dry run, would delete).
+
+    Attributes:
+        table: The table's name.
+        location: The table's folder.
+        dry_run: True when nothing was deleted (the files are those VACUUM would delete now).
+        files: Paths deleted (would be), relative to the table's folder, sorted.
+        bytes: Their total size.
+        retention: The table's ``delta.deletedFileRetentionDuration`` that decided (None = Delta's default, 7 days).
+    """
+
+    table: str
+    location: str
+    dry_run: bool
+    files: tuple[str, ...]
+    bytes: int
+    retention: str | None
+
+
+def _data_files(location: str) -> dict[str, int]:
+    """The table folder's files that VACUUM may delete, relative path -> size.
+
+    Not the Delta log, and no hidden file: the local filesystem's ``.<name>.crc`` checksums go with their file.
+    """
+    files = warehouse.list_tree(warehouse.as_location(location))
+    return {p: n for p, n in files.items()
+            if not p.startswith("_delta_log/") and not p.rsplit("/", 1)[-1].startswith(".")}
+
+
+def vacuum_table(spark: SparkSession, ref: TableRef, *, dry_run: bool = False) -> VacuumResult:
+    """Delta VACUUM with the table's own retention: no version younger than it loses a file.
+
+    Deleted: files under the table's folder that the current version does not use and that are older than the
+    table property ``delta.deletedFileRetentionDuration``, counted from the commit that removed them (files a
+    commit replaced) or from their modification time (files no commit references: a killed or failed write's).
+    So every version committed within that interval, the current one included, stays readable, and a write
+    still running keeps its files while it is younger than the interval. No ``RETAIN`` clause is given (Delta
+    4.4 uses the table property and ignores ``RETAIN n HOURS`` for n other than 0), so Delta's safety check
+    ``spark.databricks.delta.retentionDurationCheck.enabled`` stays on and has nothing to refuse.
+
+    The files are counted by listing the table's folder through :mod:`credspark.io.warehouse` before and after
+    (any warehouse: local, ``s3a://``, ...); a dry run asks Delta (``VACUUM ... DRY RUN``) what it would delete.
+
+    Args:
+        spark: The session.
+        ref: The table.
+        dry_run: List what would be deleted and delete nothing. Defaults to False.
+
+    Returns:
+        The files deleted (would be) and their size.
+
+    Raises:
+        MissingDataError: The table does not exist.
+    """
+    from urllib.parse import unquote
+
+    location = table_location(spark, ref)
+    retention = get_properties(spark, ref).get("delta.deletedFileRetentionDuration")
+    before = _data_files(location)
+    if dry_run:
+        prefix = location.rstrip("/") + "/"
+        files = set()
+        for row in spark.sql(f"VACUUM {_sql_table(ref)} DRY RUN").collect():
+            path = str(row["path"])
+            rel = path[len(prefix):] if path.startswith(prefix) else path
+            files.add(rel if rel in before else unquote(rel))
+    else:
+        _delta_table(spark, ref).vacuum()  # no argument: the table's delta.deletedFileRetentionDuration
+        files = set(before) - set(_data_files(location))
+    size = sum(before.get(f, 0) for f in files)
+    log.info("%svacuum %s: %d files, %d bytes%s (retention %s)", "DRY RUN: " if dry_run else "", ref.name,
+             len(files), size, " would be deleted" if dry_run else " deleted", retention or "Delta's default")
+    return VacuumResult(table=ref.name, location=location, dry_run=dry_run, files=tuple(sorted(files)), bytes=size,
+                        retention=retention)

@@ -59,6 +59,7 @@ __all__ = [
     "write_atomic",
     "list_dirs",
     "list_files",
+    "list_tree",
     "remove_tree",
     "upload_tree",
 ]
@@ -383,6 +384,22 @@ def list_dirs(loc: Location) -> list[str]:
 def list_files(loc: Location) -> list[str]:
     """Names of the files directly under ``loc``, sorted (empty when ``loc`` does not exist)."""
     return _children(loc, "file")
+
+
+def list_tree(loc: Location) -> dict[str, int]:
+    """Every file below ``loc`` (recursively): ``/``-separated path relative to ``loc`` -> size in bytes.
+
+    Empty when ``loc`` does not exist. On an object store this lists the objects under the prefix.
+    """
+    from pyarrow import fs
+
+    f, path = filesystem(loc)
+    if _info(loc).type != fs.FileType.Directory:
+        return {}
+    root = path.rstrip("/") + "/"
+    infos = f.get_file_info(fs.FileSelector(path, recursive=True, allow_not_found=True))
+    return {i.path[len(root):] if i.path.startswith(root) else i.path: int(i.size or 0)
+            for i in infos if i.type == fs.FileType.File}
 
 
 def remove_tree(loc: Location) -> None:

@@ -32,6 +32,7 @@ def test_read_write_list_and_remove_on_s3(s3, root):
     assert wh.list_dirs(wh.child(root, "a")) == ["b", "c"] and wh.list_files(wh.child(root, "a", "b")) == ["x.json"]
     prefix = root.split("/", 3)[3]
     assert list_bucket(s3, prefix) == [f"{prefix}/a/b/x.json", f"{prefix}/a/c/y"]
+    assert wh.list_tree(wh.child(root, "a")) == {"b/x.json": 3, "c/y": 3}  # what maintain_tables counts with
     wh.remove_tree(wh.child(root, "a"))
     assert list_bucket(s3, prefix) == [] and not wh.exists(wh.child(root, "a"))
     with pytest.raises(ConfigError, match="escapes the warehouse"):

@@ -32,6 +32,11 @@ def test_defaults_and_layering(tmp_path):
         ("validation.max_reject_fraction=[1]", "validation.max_reject_fraction"),
         ("spark.delta_jars=maybe", "spark.delta_jars"),
         ("features.windows=[1, x]", "features.windows[1]"),
+        ("retention.deleted_files=7 fortnights", "retention.deleted_files"),
+        ("retention.deleted_files=1 month", "retention.deleted_files"),
+        ("retention.deleted_files=0 hours", "retention.deleted_files"),
+        ("retention.log=7", "retention.log"),
+        ("retention.log=1 day", "retention.log"),  # shorter than the 7 days of deleted_files
     ],
 )
 def test_bad_values_name_the_key(assignment, key):
@@ -45,6 +50,14 @@ def test_frozen_and_types():
     assert isinstance(cfg.validation.max_reject_fraction, float)
     with pytest.raises(dataclasses.FrozenInstanceError):
         cfg.features.T = 3  # type: ignore[misc]
+
+
+def test_retention_intervals_become_delta_table_properties():
+    props = config_from_dict({"retention": {"deleted_files": "36 Hours", "log": "interval 2 weeks"}}).retention
+    assert props.table_properties() == {"delta.deletedFileRetentionDuration": "interval 36 hours",
+                                        "delta.logRetentionDuration": "interval 14 days"}
+    assert config_from_dict({}).retention.table_properties() == {
+        "delta.deletedFileRetentionDuration": "interval 7 days", "delta.logRetentionDuration": "interval 30 days"}
 
 
 def test_spark_conf_keys_keep_their_dots():

@@ -12,7 +12,8 @@ from credspark.errors import ConfigError
 from credspark.job_requests import FeaturesRequest, ScoreRequest, TrainRequest
 
 REPO = Path(__file__).resolve().parents[2]
-JOBS = ["build_features", "train", "score_portfolio", "generate_portfolio", "ingest_uci", "ingest_table", "demo"]
+JOBS = ["build_features", "train", "score_portfolio", "generate_portfolio", "ingest_uci", "ingest_table", "demo",
+        "maintain_tables"]
 
 
 def _bare_python(args, tmp_path):

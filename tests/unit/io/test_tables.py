@@ -72,3 +72,10 @@ def test_missing_table_is_named(spark, warehouse):
         read_table(spark, table_ref(_cfg(warehouse), "nope"))
     with pytest.raises(MissingDataError, match="nope"):
         table_version(spark, table_ref(_cfg(warehouse), "nope"))
+
+
+def test_a_path_holding_a_spark_variable_is_refused_before_it_reaches_sql(spark, tmp_path):
+    # Spark substitutes ${name} in SQL text, inside a quoted path too: ALTER TABLE would name another table.
+    ref = table_ref(config_from_dict({"warehouse": {"path": str(tmp_path / "${spark.app.name}")}}), "t")
+    with pytest.raises(ConfigError, match=r"holds '\$\{'"):
+        set_properties(spark, ref, {"credspark.k": "v"})

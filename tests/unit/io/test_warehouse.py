@@ -104,6 +104,7 @@ def test_local_read_write_list_and_remove(tmp_path):
     wh.write_atomic(wh.child(root, "a", "c", "y"), b"two")
     assert wh.read_bytes(f) == b"one" and wh.is_file(f) and not wh.is_file(wh.child(root, "a"))
     assert wh.list_dirs(wh.child(root, "a")) == ["b", "c"] and wh.list_files(wh.child(root, "a", "b")) == ["x.json"]
+    assert wh.list_tree(wh.child(root, "a")) == {"b/x.json": 3, "c/y": 3} and wh.list_tree(wh.child(root, "z")) == {}
     wh.write_atomic(f, b"three")
     assert wh.read_bytes(str(f)) == b"three"
     assert not [p for p in (root / "a" / "b").iterdir() if p.name.endswith(".tmp")]
