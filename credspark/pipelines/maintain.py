@@ -20,7 +20,7 @@ from credspark.config import Config
 from credspark.errors import ConfigError, MissingDataError
 from credspark.io.tables import get_properties, table_exists, table_ref, update_properties, vacuum_table
 from credspark.job_requests import MaintainRequest
-from credspark.pipelines.ingest import INPUT_TABLES
+from credspark.pipelines.validate import INPUT_TABLES
 from credspark.runner import JobResult, Run
 
 __all__ = ["credspark_tables", "check_maintain_tables", "maintain_tables", "MAX_LISTED_FILES"]
