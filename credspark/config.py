@@ -181,8 +181,14 @@ class AttributeConfig:
     upper: float | None = _f(None, "Numeric: highest valid value (inclusive); above it the missing policy applies.")
     categories: tuple[str, ...] = _f(
         (),
-        "Categorical: the known categories (compared as text; required). Other values map to 'other' and are "
-        "counted; each category and 'other' become one 0/1 feature <name>__<category>.",
+        "Categorical: the known categories (compared as text), in the order of their 0/1 features "
+        "<name>__<category>. Other values map to 'other' and are counted. Empty: the training job fits the "
+        "categories on its training rows (see max_categories) and stores them in the model bundle.",
+    )
+    max_categories: int = _f(
+        20,
+        "Categorical without declared categories: the training job keeps at most this many of the categories "
+        "seen in its training rows (most frequent first, ties by text); the others score as 'other'.",
     )
     missing: Literal["null", "reject"] = _f(
         "null",
@@ -195,8 +201,6 @@ class AttributeConfig:
 
     def __post_init__(self) -> None:
         if self.kind == "categorical":
-            if not self.categories:
-                raise ConfigError("attributes: a categorical attribute needs 'categories' (its known values)")
             if len(set(self.categories)) != len(self.categories) or OTHER_CATEGORY in self.categories:
                 raise ConfigError(f"attributes: categories must be distinct and not {OTHER_CATEGORY!r}: "
                                   f"{list(self.categories)}")
@@ -204,6 +208,8 @@ class AttributeConfig:
                 raise ConfigError("attributes: lower, upper and monotone apply to numeric attributes only")
         elif self.categories:
             raise ConfigError("attributes: 'categories' applies to categorical attributes only")
+        if self.max_categories < 1:
+            raise ConfigError(f"attributes: max_categories must be >= 1, got {self.max_categories}")
         if self.monotone not in (-1, 0, 1):
             raise ConfigError(f"attributes: monotone must be 1, -1 or 0, got {self.monotone}")
         if self.lower is not None and self.upper is not None and self.lower > self.upper:

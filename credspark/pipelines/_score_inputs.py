@@ -15,6 +15,8 @@ from pyspark.sql import types as T
 from credspark.config import Config, ScoreConfig
 from credspark.errors import ContractError, InputError, MissingDataError
 from credspark.faults import SCORE_FAIL_AFTER_BATCHES, injected
+from credspark.features.attributes import encoding_columns
+from credspark.features.encoding import category_encoding, encoded_spec
 from credspark.models.bundle import Bundle, BundleError
 from credspark.models.spec import FeatureSpec, SpecMismatchError
 from credspark.scoring.partition import (
@@ -102,14 +104,15 @@ def count_rows(features: DataFrame, spec: FeatureSpec) -> tuple[int, dict[str, i
 
 
 def unseen_category_counts(features: DataFrame, spec: FeatureSpec) -> dict[str, int]:
-    """Rows per categorical attribute whose value is none of the known categories (its ``<name>__other`` is 1).
+    """Rows per categorical attribute whose value is none of the bundle's categories (its ``<name>__other`` is 1).
 
-    No Spark job when the spec declares no categorical attribute.
+    Args:
+        features: Rows with the encoding's 0/1 features (:func:`credspark.features.encoding.with_category_encoding`).
+        spec: The bundle's FeatureSpec (its ``category_encoding``).
+
+    No Spark job when the bundle has no categorical attribute.
     """
-    from credspark.features.attributes import SPEC_KEY
-
-    others = {name: a["columns"][-1] for name, a in spec.extra.get(SPEC_KEY, {}).items()
-              if a.get("kind") == "categorical"}
+    others = {name: encoding_columns(name, cats)[-1] for name, cats in category_encoding(spec).items()}
     if not others:
         return {}
     row = features.agg(*(F.sum(F.col(col)).alias(name) for name, col in others.items())).first()
@@ -127,7 +130,8 @@ def load_verified_bundle(
     Args:
         cfg: Job config (warehouse, score.model_name).
         version: ``--model-version``, or None for ``current``.
-        spec: The feature table's FeatureSpec; the bundle's must be equal.
+        spec: The feature table's FeatureSpec; the bundle's must equal it extended with the bundle's categorical
+            encoding (:func:`credspark.features.encoding.encoded_spec`).
         model_uri: ``--model-uri`` (``models:/NAME@champion``): the bundle of an MLflow model version
             (:func:`credspark.tracking.fetch_bundle_files`) instead of the store's. Defaults to None.
 
@@ -152,7 +156,10 @@ def load_verified_bundle(
             bundle_dir = resolve_bundle_dir(cfg.warehouse.path, cfg.score.model_name, version)
             name, where = location_name(bundle_dir), str(bundle_dir)
             files = read_bundle(bundle_dir)
-        bundle = load_bundle_from_files(files, expected_spec=spec)
+        bundle = load_bundle_from_files(files)
+        # The features table holds categorical attributes as text: the rows the bundle reads carry its encoding.
+        encoded_spec(spec, category_encoding(bundle.spec)).check_compatible(
+            bundle.spec, what=f"bundle {where} field 'feature_spec'")
     except SpecMismatchError as e:  # BundleSpecError is both a BundleError and a SpecMismatchError
         raise ModelRefusedError(f"model {cfg.score.model_name} version {name} does not fit the "
                                 f"features table: {e}") from e

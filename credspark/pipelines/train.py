@@ -5,7 +5,9 @@ Steps (each timed as a stage of the run summary; the step functions live in :mod
 
 1. ``read``: the feature rows of the ``--as-of`` dates with a label; the FeatureSpec from the table.
 2. ``split``: train / validation / test by time or stratified at random (:mod:`._train_data`); the plan and
-   the counts are recorded, and the row-level assignment is written to the ``train_splits`` table.
+   the counts are recorded, and the row-level assignment is written to the ``train_splits`` table. The
+   categorical attributes' encoding is fitted on the training part (:mod:`credspark.features.encoding`);
+   every later step, and the bundle, use the FeatureSpec extended with their 0/1 features.
 3. ``deep`` (only when ``paper`` is in ``train.candidates``): ACTGAN oversampling of the training part and
    ResNet-LSTM training with ``credspark.pipelines.train_deep`` (launcher, feed, workers and GPU from the
    ``distributed`` section). ACTGAN needs finite inputs, so for this step only, missing static values are
@@ -57,6 +59,12 @@ from credspark.evaluation import (
     calibration_summary,
     evaluate,
     gate_decision,
+)
+from credspark.features.encoding import (
+    categorical_attributes,
+    encoded_spec,
+    fit_category_encoding,
+    with_category_encoding,
 )
 from credspark.io import warehouse
 from credspark.io.scratch import work_folder
@@ -162,8 +170,14 @@ def train_model(spark: SparkSession, cfg: Config, request: TrainRequest, run: Ru
         candidates = candidates_for_spec(candidates, spec, run)  # static-only features: tree-only candidates
         with_paper = any(c.needs_embedder for c in candidates)
         with run.stage("split"):
-            cols = [*KEY_COLS, *spec.static_names, "seq", "seq_mask", "label"]
+            texts = list(categorical_attributes(spec))
+            cols = [*KEY_COLS, *spec.static_names, *texts, "seq", "seq_mask", "label"]
             rows = keep(features.select(*cols).transform(with_parts(plan)).withColumn(SYNTHETIC_COL, F.lit(False)))
+            if texts:  # categorical attributes: the encoding is fitted on the training part, the spec extended
+                encoding, run.details["category_encoding"] = fit_category_encoding(
+                    rows.where(F.col(PART_COL) == PART_TRAIN), spec)
+                spec = encoded_spec(spec, encoding)
+                rows = rows.transform(with_category_encoding(encoding)).drop(*texts)
             counts = part_counts(rows, plan.dates)
             run.counts |= {f"{p}_{c}": n for p, cc in counts.items() for c, n in cc.items()}
             check_counts(counts)
