@@ -303,6 +303,12 @@ class ScoreConfig:
         "XGBoost contributions for reason codes: 'approx' (Saabas: ~27x cheaper, measured) or 'exact' (TreeSHAP, "
         "slower than the whole ResNet-LSTM at 300 trees).",
     )
+    reason_groups: dict[str, tuple[str, ...]] = _f(
+        {},
+        "Reason groups: group name -> members (static features, declared attribute names, seq:<channel>) whose "
+        "contributions add up to one reason code named by the group. A categorical attribute's 0/1 features are "
+        "the attribute's group unless listed; every other input is its own group.",
+    )
     quantiles: tuple[float, ...] = _f(
         (0.01, 0.05, 0.25, 0.5, 0.75, 0.95, 0.99), "pd quantiles reported in the run summary."
     )
@@ -310,7 +316,10 @@ class ScoreConfig:
     psi_bins: int = _f(10, "Quantile bins of the score PSI against the previous score date.")
     psi_warn: float = _f(0.1, "PSI at or above this is a drift warning (logged, in the summary).")
     psi_fail: float = _f(0.25, "PSI at or above this fails the run with exit code 3 (scores are still written).")
-    psi_top_features: int = _f(10, "Features (in the bundle's training-distribution order) checked for drift.")
+    psi_top_features: int = _f(
+        10, "Features (in the bundle's training-distribution order) checked for drift; every declared attribute "
+        "with a stored distribution is checked as well."
+    )
     write_retries: int = _f(2, "Retries of the scores write after a Delta concurrent-write conflict.")
 
     def __post_init__(self) -> None:
@@ -492,7 +501,8 @@ class TrainConfig:
         0.02, "Quality gate: the test AUC may be at most this much below the plain XGBoost baseline's."
     )
     drift_features: int = _f(
-        10, "Top static features (by the baseline's gain) whose training distribution the manifest stores."
+        10, "Top static features (by the baseline's gain) whose training distribution the manifest stores; every "
+        "declared attribute's is stored as well (a categorical one over its categories)."
     )
     drift_bins: int = _f(10, "Quantile bins of the training distributions stored in the manifest (for PSI).")
     quantile_error: float = _f(0.001, "Relative error of approxQuantile for the stored distributions.")

@@ -13,16 +13,15 @@ point-in-time: for each (customer, as-of date) the latest snapshot dated on or b
 from __future__ import annotations
 
 import datetime as dt
-import re
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 from pyspark.sql import DataFrame
 from pyspark.sql import functions as F
 
-from credspark.config import OTHER_CATEGORY, AttributeConfig
+from credspark.config import AttributeConfig
 from credspark.errors import ConfigError
-from credspark.models.spec import StaticFeature
+from credspark.models.spec import StaticFeature, category_column, encoding_columns
 
 __all__ = [
     "SPEC_KEY",
@@ -40,19 +39,6 @@ __all__ = [
 
 #: Key of ``FeatureSpec.extra`` holding the declared attributes (see :func:`attribute_spec`).
 SPEC_KEY = "attributes"
-
-_UNSAFE = re.compile(r"[^a-z0-9_]")
-
-
-def category_column(name: str, category: str) -> str:
-    """The 0/1 feature of one category: ``<name>__<category>``, lower case, other characters written ``_``."""
-    return f"{name}__{_UNSAFE.sub('_', category.lower())}"
-
-
-def encoding_columns(name: str, categories: Sequence[str]) -> list[str]:
-    """The 0/1 feature columns of an attribute's encoding: one per category, then ``<name>__other``."""
-    return [category_column(name, c) for c in (*categories, OTHER_CATEGORY)]
-
 
 def attribute_columns(name: str, attribute: AttributeConfig) -> list[str]:
     """The 0/1 feature columns of a declared category list (:func:`encoding_columns`).

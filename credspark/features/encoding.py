@@ -24,24 +24,20 @@ from pyspark.sql import Column, DataFrame
 from pyspark.sql import functions as F
 
 from credspark.config import OTHER_CATEGORY
-from credspark.features.attributes import SPEC_KEY, category_column, encoding_columns
-from credspark.models.spec import FeatureSpec, StaticFeature
+from credspark.features.attributes import SPEC_KEY
+from credspark.models.spec import ENCODING_KEY, FeatureSpec, StaticFeature, category_column, encoding_columns
 
 __all__ = [
-    "ENCODING_KEY",
     "categorical_attributes",
     "choose_categories",
     "encoding_columns",
-    "category_encoding",
     "fit_category_encoding",
     "encoded_spec",
     "category_code",
     "with_category_encoding",
+    "drift_columns",
+    "mark_attributes",
 ]
-
-#: Key of ``FeatureSpec.extra`` holding the fitted encoding ``{attribute: [category, ...]}``.
-ENCODING_KEY = "category_encoding"
-
 
 def categorical_attributes(spec: FeatureSpec) -> dict[str, dict[str, Any]]:
     """The categorical attributes a FeatureSpec declares (``extra["attributes"]``), in declaration order."""
@@ -72,11 +68,6 @@ def choose_categories(counts: Mapping[str, int], declared: Sequence[str], max_ca
             out.append(value)
             taken.add(col)
     return out
-
-
-def category_encoding(spec: FeatureSpec) -> dict[str, list[str]]:
-    """The encoding a FeatureSpec records (``{}`` for a spec without categorical attributes)."""
-    return {n: list(c) for n, c in spec.extra.get(ENCODING_KEY, {}).items()}
 
 
 def fit_category_encoding(train_rows: DataFrame, spec: FeatureSpec) -> tuple[dict[str, list[str]], dict[str, Any]]:
@@ -144,3 +135,39 @@ def with_category_encoding(encoding: Mapping[str, Sequence[str]]) -> Callable[[D
         return df.select("*", *cols)
 
     return transform
+
+
+def drift_columns(spec: FeatureSpec, top: Sequence[str]) -> tuple[dict[str, Column], dict[str, list[float]]]:
+    """The columns whose training distribution the bundle stores for PSI, and the fixed edges of some.
+
+    Args:
+        spec: The FeatureSpec the models were trained on (encoded).
+        top: The static features ranked for monitoring (``train.drift_features`` of them).
+
+    Returns:
+        ``(columns, fixed_edges)``: ``top`` less the categorical attributes' 0/1 features, then every numeric
+        attribute, then every categorical attribute as its :func:`category_code`, binned one bin per category
+        (``other`` last) by ``fixed_edges``.
+    """
+    encoding = spec.category_encoding
+    indicators = {c for n, cats in encoding.items() for c in encoding_columns(n, cats)}
+    numeric = [n for n, a in spec.extra.get(SPEC_KEY, {}).items() if a.get("kind") == "numeric"]
+    cols = {n: F.col(n).cast("double") for n in dict.fromkeys([*(t for t in top if t not in indicators), *numeric])}
+    cols |= {n: category_code(n, cats) for n, cats in encoding.items()}
+    return cols, {n: [float(i) for i in range(1, len(cats) + 1)] for n, cats in encoding.items()}
+
+
+def mark_attributes(dists: Mapping[str, dict[str, Any]], spec: FeatureSpec) -> dict[str, dict[str, Any]]:
+    """The distributions with each declared attribute's entry marked ``"attribute": true`` (always monitored).
+
+    A categorical attribute's entry also names its bins' ``categories`` (``other`` last); the scoring job bins
+    the partition's :func:`category_code` by the same edges.
+    """
+    declared = spec.extra.get(SPEC_KEY, {})
+    encoding = spec.category_encoding
+    out = {}
+    for n, d in dists.items():
+        if n in encoding:
+            d = {**d, "categories": [*encoding[n], OTHER_CATEGORY]}
+        out[n] = {**d, "attribute": True} if n in declared else dict(d)
+    return out

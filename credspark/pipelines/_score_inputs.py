@@ -15,10 +15,9 @@ from pyspark.sql import types as T
 from credspark.config import Config, ScoreConfig
 from credspark.errors import ContractError, InputError, MissingDataError
 from credspark.faults import SCORE_FAIL_AFTER_BATCHES, injected
-from credspark.features.attributes import encoding_columns
-from credspark.features.encoding import category_encoding, encoded_spec
+from credspark.features.encoding import encoded_spec
 from credspark.models.bundle import Bundle, BundleError
-from credspark.models.spec import FeatureSpec, SpecMismatchError
+from credspark.models.spec import FeatureSpec, SpecMismatchError, encoding_columns
 from credspark.scoring.partition import (
     PartitionScorer,
     ScoreParams,
@@ -112,7 +111,7 @@ def unseen_category_counts(features: DataFrame, spec: FeatureSpec) -> dict[str, 
 
     No Spark job when the bundle has no categorical attribute.
     """
-    others = {name: encoding_columns(name, cats)[-1] for name, cats in category_encoding(spec).items()}
+    others = {name: encoding_columns(name, cats)[-1] for name, cats in spec.category_encoding.items()}
     if not others:
         return {}
     row = features.agg(*(F.sum(F.col(col)).alias(name) for name, col in others.items())).first()
@@ -158,7 +157,7 @@ def load_verified_bundle(
             files = read_bundle(bundle_dir)
         bundle = load_bundle_from_files(files)
         # The features table holds categorical attributes as text: the rows the bundle reads carry its encoding.
-        encoded_spec(spec, category_encoding(bundle.spec)).check_compatible(
+        encoded_spec(spec, bundle.spec.category_encoding).check_compatible(
             bundle.spec, what=f"bundle {where} field 'feature_spec'")
     except SpecMismatchError as e:  # BundleSpecError is both a BundleError and a SpecMismatchError
         raise ModelRefusedError(f"model {cfg.score.model_name} version {name} does not fit the "
@@ -181,6 +180,7 @@ def score_params(sc: ScoreConfig, digest: str, spec: FeatureSpec) -> ScoreParams
         reason_contribs=sc.reason_contribs,
         torch_threads=sc.torch_threads,
         xgb_threads=sc.xgb_threads,
+        reason_groups=tuple((g, tuple(m)) for g, m in sc.reason_groups.items()),
         fail_after_batches=injected(SCORE_FAIL_AFTER_BATCHES),
     )
 
@@ -269,8 +269,12 @@ def scored_rows(
 
 
 def reason_method(bundle: Bundle, params: ScoreParams) -> dict[str, Any]:
-    """How the reason codes of this bundle are computed (method, feature groups, contributions)."""
-    model = ScoringModel(bundle, xgb_threads=params.xgb_threads)
+    """How the reason codes of this bundle are computed (method, reason groups, contributions).
+
+    Built on the driver before any task runs, so a ``score.reason_groups`` member the bundle does not have
+    fails the job here (ConfigError naming it).
+    """
+    model = ScoringModel(bundle, xgb_threads=params.xgb_threads, reason_groups=dict(params.reason_groups))
     return {"method": model.reason_map.method, "groups": list(model.reason_map.groups),
             "contributions": params.reason_contribs}
 

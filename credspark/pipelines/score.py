@@ -28,7 +28,7 @@ from pyspark.sql import DataFrame, SparkSession
 
 from credspark.config import Config
 from credspark.errors import EXIT_DRIFT, EXIT_OK, CredsparkError, RejectThresholdError
-from credspark.features.encoding import category_encoding, with_category_encoding
+from credspark.features.encoding import with_category_encoding
 from credspark.io.delta_retry import ConcurrentWriteError, overwrite_partitions_retrying
 from credspark.io.score_runs import append_score_run, score_run_record
 from credspark.io.tables import table_ref
@@ -148,7 +148,7 @@ def score_portfolio(spark: SparkSession, cfg: Config, request: ScoreRequest, run
     run.details.update(model_name=sc.model_name, model_version=version, bundle_dir=str(bundle_dir),
                        bundle_sha256=digest, use_raw_static=bundle.use_raw_static)
     log.info("score %s: model %s version %s (sha256 %s...)", score_date, sc.model_name, version, digest[:12])
-    encoding = category_encoding(bundle.spec)
+    encoding = bundle.spec.category_encoding
     if encoding:  # categorical attributes: the bundle's encoding; values outside it score as 'other', counted
         features, spec = features.transform(with_category_encoding(encoding)), bundle.spec
         run.counts["unseen_categories"] = unseen_category_counts(features, spec)

@@ -62,8 +62,10 @@ from credspark.evaluation import (
 )
 from credspark.features.encoding import (
     categorical_attributes,
+    drift_columns,
     encoded_spec,
     fit_category_encoding,
+    mark_attributes,
     with_category_encoding,
 )
 from credspark.io import warehouse
@@ -221,14 +223,16 @@ def train_model(spark: SparkSession, cfg: Config, request: TrainRequest, run: Ru
             run.details["gate"] = gate
         top = top_static(spec, gain_importance(fitted.baseline.booster()), tc.drift_features)
         with run.stage("distributions"):  # features: the training part; pd and score: the held-out rows' scores
-            dists = training_distributions(scored.where(F.col(PART_COL) == PART_TRAIN),
-                                           {n: F.col(n).cast("double") for n in top}, tc.drift_bins,
-                                           tc.quantile_error) | held.distributions
+            # the top static features, then every declared attribute (a categorical one over its categories)
+            monitored, fixed = drift_columns(spec, top)
+            dists = training_distributions(scored.where(F.col(PART_COL) == PART_TRAIN), monitored, tc.drift_bins,
+                                           tc.quantile_error, fixed)
+            dists = mark_attributes(dists, spec) | held.distributions
         with run.stage("report_data"):
             columns = list(tc.report_columns) if tc.report_columns is not None else top[:6]
             samples = real_vs_generated(rows, deep, spec, columns, tc)
         with run.stage("publish"):
-            target = publish(Outcome(plan, version, spec, counts, deep, fitted, ev, cal, gate, top, dists,
+            target = publish(Outcome(plan, version, spec, counts, deep, fitted, ev, cal, gate, list(monitored), dists,
                                       samples, imputed, champ, trees), staged, cfg, run)
     finally:
         for df in persisted:

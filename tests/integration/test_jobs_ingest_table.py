@@ -67,8 +67,9 @@ def test_an_application_data_set_runs_through_ingest_features_train_and_score(sp
     assert f["counts"]["rows"] == ROWS and f["counts"]["positives"] == positives
     assert f["counts"]["validation"]["customers"]["mapped"]["education_level"] == unknown_education
     assert f["details"]["channels"] == [] and f["details"]["T"] == 0
-    assert "education_level__other" in f["details"]["static_features"]
-    assert "pay_0" in f["details"]["static_features"] and "gender__2" in f["details"]["static_features"]
+    # categorical attributes stay text in the features table; training fits (here: confirms) their encoding
+    assert f["details"]["categorical_attributes"] == ["gender", "education_level", "marriage"]
+    assert "pay_0" in f["details"]["static_features"] and "gender" not in f["details"]["static_features"]
 
     train_argv = [*common, "--as-of", AS_OF.isoformat(), "--set", "train.tuning_trials=0",
                   *[a for kv in TINY_TRAIN_SETTINGS for a in ("--set", kv)]]
@@ -79,6 +80,9 @@ def test_an_application_data_set_runs_through_ingest_features_train_and_score(sp
     assert champion["key"] in ("plain_static", "focal_static")
     assert {r["key"] for r in champion["candidates"]} == {"plain_static", "focal_static"}
     assert t["details"]["metrics"][champion["name"]]["auc"] > 0.65
+    encoding = t["details"]["category_encoding"]
+    assert encoding["education_level"]["categories"] == ["1", "2", "3", "4"]  # the declared list, in its order
+    assert encoding["gender"] == {"categories": ["1", "2"], "other_rows": 0, "declared_without_rows": []}
 
     assert _run(score_portfolio, [*common, "--score-date", AS_OF.isoformat()]) == 0
     scores = read_table(spark, table_ref(cfg, "scores"))
@@ -88,4 +92,5 @@ def test_an_application_data_set_runs_through_ingest_features_train_and_score(sp
     assert _summary(wh, "score_portfolio")["counts"]["unseen_categories"] == {
         a: mapped[a] for a in ("gender", "education_level", "marriage")}
     reasons = {r.reason_1 for r in scores.select("reason_1").distinct().collect()}
-    assert reasons and reasons <= set(f["details"]["static_features"]) | {None}
+    # reason codes name a categorical attribute, never one of its 0/1 features
+    assert reasons and reasons <= set(f["details"]["static_features"]) | set(encoding) | {None}

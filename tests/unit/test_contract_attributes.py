@@ -95,7 +95,8 @@ def test_attribute_declarations_are_checked_naming_the_key():
     cfg = config_from_dict({"attributes": {"housing": {"kind": "categorical", "categories": ["own", 1]}}})
     assert cfg.attributes["housing"].categories == ("own", "1")
     # no declared categories: the training job fits them, keeping at most max_categories
-    assert config_from_dict({"attributes": {"housing": {"kind": "categorical"}}}).attributes["housing"].max_categories == 20
+    free = config_from_dict({"attributes": {"housing": {"kind": "categorical"}}}).attributes["housing"]
+    assert free.categories == () and free.max_categories == 20
     with pytest.raises(ConfigError, match="max_categories must be >= 1"):
         config_from_dict({"attributes": {"housing": {"kind": "categorical", "max_categories": 0}}})
     with pytest.raises(ConfigError, match="attributes.Housing"):

@@ -4,7 +4,6 @@ import pytest
 
 from credspark.features.encoding import (
     category_code,
-    category_encoding,
     choose_categories,
     encoded_spec,
     fit_category_encoding,
@@ -34,8 +33,8 @@ def test_the_encoded_spec_appends_each_attributes_indicators_and_records_the_enc
     enc = encoded_spec(spec, {"housing": ["own", "Rent-free"]})
     assert enc.static_names == ["score", "housing__own", "housing__rent_free", "housing__other"]
     assert {f.kind for f in enc.static[1:]} == {"binary"}
-    assert category_encoding(FeatureSpec.from_dict(enc.to_dict())) == {"housing": ["own", "Rent-free"]}
-    assert encoded_spec(spec, {}) is spec and category_encoding(spec) == {}
+    assert FeatureSpec.from_dict(enc.to_dict()).category_encoding == {"housing": ["own", "Rent-free"]}
+    assert encoded_spec(spec, {}) is spec and spec.category_encoding == {}
 
 
 @pytest.mark.spark
