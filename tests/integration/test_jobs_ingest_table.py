@@ -89,8 +89,13 @@ def test_an_application_data_set_runs_through_ingest_features_train_and_score(sp
     assert scores.count() == ROWS
     # unseen at scoring = mapped to 'other' by the contract when the features were built
     mapped = f["counts"]["validation"]["customers"]["mapped"]
-    assert _summary(wh, "score_portfolio")["counts"]["unseen_categories"] == {
-        a: mapped[a] for a in ("gender", "education_level", "marriage")}
+    scored = _summary(wh, "score_portfolio")
+    assert scored["counts"]["unseen_categories"] == {a: mapped[a] for a in ("gender", "education_level", "marriage")}
+    # PSI checks every declared attribute, the categorical ones over their categories
+    declared = set(f["details"]["static_features"]) & {"limit_bal", "age_years", "pay_0", "bill_amt6"}
+    psi = scored["details"]["monitoring"]["psi"]["features"]
+    assert declared | {"gender", "education_level", "marriage"} <= set(psi)
+    assert psi["education_level"]["value"] == pytest.approx(0.0, abs=0.05)  # training rows vs all of them
     reasons = {r.reason_1 for r in scores.select("reason_1").distinct().collect()}
     # reason codes name a categorical attribute, never one of its 0/1 features
     assert reasons and reasons <= set(f["details"]["static_features"]) | set(encoding) | {None}
