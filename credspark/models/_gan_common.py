@@ -34,7 +34,7 @@ from credspark.models._gan_parts import (
     train_epoch,
 )
 from credspark.models._gan_transformer import GanDataTransformer
-from credspark.models._torch_utils import load_weights, resolve_device, save_weights, seeded
+from credspark.models._torch_utils import load_weights, resolve_device, save_weights, seeded, torch_threads
 from credspark.models.spec import FeatureSpec
 
 __all__ = [
@@ -98,6 +98,7 @@ class TabularGAN:
     tau: float
     device: str
     random_state: int | None
+    torch_threads: int | None
     verbose: bool
     log_every: int
 
@@ -155,7 +156,7 @@ class TabularGAN:
         ).fit(static, dynamic, mask)
         data = self.transformer_.transform(static, dynamic, mask)
         device = resolve_device(self.device)
-        with seeded(derive_seed(self.random_state, _SEED_TORCH), device):
+        with seeded(derive_seed(self.random_state, _SEED_TORCH), device), torch_threads(self.torch_threads):
             critic_step, generator_step = self._init_training(device)
             sampler = ConditionalBatchSampler(
                 torch.as_tensor(data, device=device),
