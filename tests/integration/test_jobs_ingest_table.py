@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import datetime as dt
 import json
+from collections import Counter
 from pathlib import Path
 
 import pytest
@@ -53,7 +54,10 @@ def test_an_application_data_set_runs_through_ingest_features_train_and_score(sp
     rows = [line.split(",") for line in csv.read_text().splitlines()[1:]]
     unknown_education = sum(r[3] not in ("1", "2", "3", "4") for r in rows)
     assert unknown_education >= 1  # the planted 7, and the file's own 0, 5 and 6
-    common = ["--env", "uci_application", "--warehouse", str(wh)]
+    marriage = Counter(r[4] for r in rows)  # 2: 1128, 1: 838, 3: 29, 0: 5 in the first 2000 rows
+    # marriage declared without categories: training fits them (the two commonest), the rest score as other
+    common = ["--env", "uci_application", "--warehouse", str(wh), "--set", "attributes.marriage.categories=[]",
+              "--set", "attributes.marriage.max_categories=2"]
     assert _run(ingest_table, [*common, "--input", str(csv), "--format", "csv", "--mapping",
                                str(REPO / "conf" / "mappings" / "uci_application.yaml")]) == 0
     s = _summary(wh, "ingest_table")
@@ -83,6 +87,8 @@ def test_an_application_data_set_runs_through_ingest_features_train_and_score(sp
     encoding = t["details"]["category_encoding"]
     assert encoding["education_level"]["categories"] == ["1", "2", "3", "4"]  # the declared list, in its order
     assert encoding["gender"] == {"categories": ["1", "2"], "other_rows": 0, "declared_without_rows": []}
+    assert encoding["marriage"]["categories"] == [c for c, _ in marriage.most_common(2)] == ["2", "1"]
+    assert 0 < encoding["marriage"]["other_rows"] <= marriage["3"] + marriage["0"]  # those in the training part
 
     assert _run(score_portfolio, [*common, "--score-date", AS_OF.isoformat()]) == 0
     scores = read_table(spark, table_ref(cfg, "scores"))
@@ -90,7 +96,10 @@ def test_an_application_data_set_runs_through_ingest_features_train_and_score(sp
     # unseen at scoring = mapped to 'other' by the contract when the features were built
     mapped = f["counts"]["validation"]["customers"]["mapped"]
     scored = _summary(wh, "score_portfolio")
-    assert scored["counts"]["unseen_categories"] == {a: mapped[a] for a in ("gender", "education_level", "marriage")}
+    assert scored["counts"]["unseen_categories"] == {"gender": mapped["gender"],
+                                                     "education_level": mapped["education_level"],
+                                                     "marriage": marriage["3"] + marriage["0"]}
+    assert "marriage" not in mapped  # no declared list: the contract keeps the text
     # PSI checks every declared attribute, the categorical ones over their categories
     declared = set(f["details"]["static_features"]) & {"limit_bal", "age_years", "pay_0", "bill_amt6"}
     psi = scored["details"]["monitoring"]["psi"]["features"]
