@@ -239,6 +239,9 @@ def _feature_set_differences(old: Mapping[str, str], spec: FeatureSpec) -> list[
         out.append("channels")
     if old_spec.static != spec.static:
         out.append("static columns")
+    # categorical attributes are text columns, not static features: their declarations are compared here
+    if old_spec.extra.get(SPEC_KEY, {}) != spec.extra.get(SPEC_KEY, {}):
+        out.append("declared attributes")
     return out
 
 

@@ -76,3 +76,19 @@ def test_specs_whose_declared_attributes_differ_are_refused_naming_them():
     base.check_compatible(FeatureSpec.from_dict(base.to_dict()))
     with pytest.raises(ValueError, match="static-only"):
         FeatureSpec(static=(), channels=(), T=3)
+
+
+def test_a_features_table_built_with_other_categorical_declarations_is_a_different_feature_set():
+    from credspark.features.attributes import attribute_spec
+    from credspark.features.spec import feature_table_properties
+    from credspark.pipelines.features import _feature_set_differences
+
+    def spec(housing):
+        declared = config_from_dict({"attributes": {"housing": housing}}).attributes
+        return FeatureSpec(static=(), channels=(), T=0, extra={"attributes": attribute_spec(declared)})
+
+    built = feature_table_properties(spec({"kind": "categorical", "categories": ["own"]}), absent_sources=(),
+                                     left_out={}, horizon_months=1)
+    # the text column is the same, the static block too (empty): only the declarations tell them apart
+    assert _feature_set_differences(built, spec({"kind": "categorical", "categories": ["own"]})) == []
+    assert _feature_set_differences(built, spec({"kind": "categorical"})) == ["declared attributes"]
