@@ -30,7 +30,6 @@ from credspark.models.spec import ENCODING_KEY, FeatureSpec, StaticFeature, cate
 __all__ = [
     "categorical_attributes",
     "choose_categories",
-    "encoding_columns",
     "fit_category_encoding",
     "encoded_spec",
     "category_code",
@@ -38,6 +37,7 @@ __all__ = [
     "drift_columns",
     "mark_attributes",
 ]
+
 
 def categorical_attributes(spec: FeatureSpec) -> dict[str, dict[str, Any]]:
     """The categorical attributes a FeatureSpec declares (``extra["attributes"]``), in declaration order."""

@@ -103,13 +103,9 @@ def count_rows(features: DataFrame, spec: FeatureSpec) -> tuple[int, dict[str, i
 
 
 def unseen_category_counts(features: DataFrame, spec: FeatureSpec) -> dict[str, int]:
-    """Rows per categorical attribute whose value is none of the bundle's categories (its ``<name>__other`` is 1).
+    """Rows per categorical attribute of the bundle's encoding (``spec``) whose ``<name>__other`` is 1.
 
-    Args:
-        features: Rows with the encoding's 0/1 features (:func:`credspark.features.encoding.with_category_encoding`).
-        spec: The bundle's FeatureSpec (its ``category_encoding``).
-
-    No Spark job when the bundle has no categorical attribute.
+    ``features`` carry the encoding's 0/1 features; no Spark job when the bundle has no categorical attribute.
     """
     others = {name: encoding_columns(name, cats)[-1] for name, cats in spec.category_encoding.items()}
     if not others:
@@ -156,9 +152,8 @@ def load_verified_bundle(
             name, where = location_name(bundle_dir), str(bundle_dir)
             files = read_bundle(bundle_dir)
         bundle = load_bundle_from_files(files)
-        # The features table holds categorical attributes as text: the rows the bundle reads carry its encoding.
-        encoded_spec(spec, bundle.spec.category_encoding).check_compatible(
-            bundle.spec, what=f"bundle {where} field 'feature_spec'")
+        # Categorical attributes are text in the table: the bundle reads the rows with its encoding applied.
+        encoded_spec(spec, bundle.spec.category_encoding).check_compatible(bundle.spec, what=f"bundle {where}")
     except SpecMismatchError as e:  # BundleSpecError is both a BundleError and a SpecMismatchError
         raise ModelRefusedError(f"model {cfg.score.model_name} version {name} does not fit the "
                                 f"features table: {e}") from e
