@@ -252,8 +252,14 @@ class AttributeConfig:
     upper: float | None = _f(None, "Numeric: highest valid value (inclusive); above it the missing policy applies.")
     categories: tuple[str, ...] = _f(
         (),
-        "Categorical: the known categories (compared as text; required). Other values map to 'other' and are "
-        "counted; each category and 'other' become one 0/1 feature <name>__<category>.",
+        "Categorical: the known categories (compared as text), in the order of their 0/1 features "
+        "<name>__<category>. Other values map to 'other' and are counted. Empty: the training job fits the "
+        "categories on its training rows (see max_categories) and stores them in the model bundle.",
+    )
+    max_categories: int = _f(
+        20,
+        "Categorical without declared categories: the training job keeps at most this many of the categories "
+        "seen in its training rows (most frequent first, ties by text); the others score as 'other'.",
     )
     missing: Literal["null", "reject"] = _f(
         "null",
@@ -266,8 +272,6 @@ class AttributeConfig:
 
     def __post_init__(self) -> None:
         if self.kind == "categorical":
-            if not self.categories:
-                raise ConfigError("attributes: a categorical attribute needs 'categories' (its known values)")
             if len(set(self.categories)) != len(self.categories) or OTHER_CATEGORY in self.categories:
                 raise ConfigError(f"attributes: categories must be distinct and not {OTHER_CATEGORY!r}: "
                                   f"{list(self.categories)}")
@@ -275,6 +279,8 @@ class AttributeConfig:
                 raise ConfigError("attributes: lower, upper and monotone apply to numeric attributes only")
         elif self.categories:
             raise ConfigError("attributes: 'categories' applies to categorical attributes only")
+        if self.max_categories < 1:
+            raise ConfigError(f"attributes: max_categories must be >= 1, got {self.max_categories}")
         if self.monotone not in (-1, 0, 1):
             raise ConfigError(f"attributes: monotone must be 1, -1 or 0, got {self.monotone}")
         if self.lower is not None and self.upper is not None and self.lower > self.upper:
@@ -368,6 +374,12 @@ class ScoreConfig:
         "XGBoost contributions for reason codes: 'approx' (Saabas: ~27x cheaper, measured) or 'exact' (TreeSHAP, "
         "slower than the whole ResNet-LSTM at 300 trees).",
     )
+    reason_groups: dict[str, tuple[str, ...]] = _f(
+        {},
+        "Reason groups: group name -> members (static features, declared attribute names, seq:<channel>) whose "
+        "contributions add up to one reason code named by the group. A categorical attribute's 0/1 features are "
+        "the attribute's group unless listed; every other input is its own group.",
+    )
     quantiles: tuple[float, ...] = _f(
         (0.01, 0.05, 0.25, 0.5, 0.75, 0.95, 0.99), "pd quantiles reported in the run summary."
     )
@@ -375,7 +387,10 @@ class ScoreConfig:
     psi_bins: int = _f(10, "Quantile bins of the score PSI against the previous score date.")
     psi_warn: float = _f(0.1, "PSI at or above this is a drift warning (logged, in the summary).")
     psi_fail: float = _f(0.25, "PSI at or above this fails the run with exit code 3 (scores are still written).")
-    psi_top_features: int = _f(10, "Features (in the bundle's training-distribution order) checked for drift.")
+    psi_top_features: int = _f(
+        10, "Features (in the bundle's training-distribution order) checked for drift; every declared attribute "
+        "with a stored distribution is checked as well."
+    )
     write_retries: int = _f(2, "Retries of the scores write after a Delta concurrent-write conflict.")
 
     def __post_init__(self) -> None:
@@ -572,7 +587,8 @@ class TrainConfig:
         0.02, "Quality gate: the test AUC may be at most this much below the plain XGBoost baseline's."
     )
     drift_features: int = _f(
-        10, "Top static features (by the baseline's gain) whose training distribution the manifest stores."
+        10, "Top static features (by the baseline's gain) whose training distribution the manifest stores; every "
+        "declared attribute's is stored as well (a categorical one over its categories)."
     )
     drift_bins: int = _f(10, "Quantile bins of the training distributions stored in the manifest (for PSI).")
     quantile_error: float = _f(0.001, "Relative error of approxQuantile for the stored distributions.")

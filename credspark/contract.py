@@ -20,7 +20,7 @@ counts and writes. What happens to a row, in order:
    ``attributes`` snapshot table) follow their declaration: a value that cannot be cast is REJECTED
    (``castable``); a null, NaN/infinite or out-of-bounds value is REJECTED (``not_null``, ``finite``,
    ``range``) under the ``reject`` missing policy and MAPPED to null under ``null``; a categorical value
-   outside the known categories is MAPPED to ``other``;
+   outside the declared categories is MAPPED to ``other`` (no declared categories: kept as text);
 7. profile codes outside the code sets are MAPPED (education -> 4, marital status -> 3, sex -> null;
    implausible birth years and bad incomes -> null) and the statement month to its first day; mapped rows
    are flagged so the pipeline can count them.
@@ -387,6 +387,8 @@ def _attribute_maps(attributes: Attributes) -> dict[str, tuple[Column, Column]]:
     for name, a in attributes.items():
         c = F.col(name)
         if a.kind == "categorical":
+            if not a.categories:  # no declared list: the training job fits the categories (features.encoding)
+                continue
             unknown = c.isNotNull() & ~c.isin(*a.categories)
             out[name] = (unknown, F.when(unknown, F.lit(OTHER_CATEGORY)).otherwise(c))
         elif a.missing == "null":

@@ -71,7 +71,7 @@ ACTGAN_DIR = "actgan"
 T = TypeVar("T")
 
 #: Constructor parameters that come from the run (feed, options), not from the model's config section.
-_RUN_KEYS = ("spec", "device", "random_state", "epochs", "batch_size")
+_RUN_KEYS = ("spec", "device", "random_state", "epochs", "batch_size", "torch_threads")
 
 
 @dataclass(frozen=True)
@@ -169,8 +169,9 @@ def _estimator(cls: type[T], spec: Any, params: dict[str, Any], opts: WorkerOpti
     optimisers and losses the worker trains.
     """
     ctor = {k: (tuple(v) if isinstance(v, list) else v) for k, v in params.items() if k not in _RUN_KEYS}
+    # The worker set torch's threads once for the whole run (_setup); the estimator keeps that setting.
     return cls(spec=spec, epochs=opts.epochs, batch_size=opts.batch_size, random_state=opts.seed, device="cpu",
-               **ctor)
+               torch_threads=None, **ctor)
 
 
 # -------------------------------------------------------------------------------------- ResNet-LSTM

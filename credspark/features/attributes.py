@@ -1,10 +1,10 @@
-"""Declared attributes as static features: point-in-time values, and the categorical encoding.
+"""Declared attributes as feature-table columns: point-in-time values.
 
-A numeric attribute is one static feature of its own name. A categorical attribute is one 0/1 feature per
-known category, ``<name>__<category>``, and ``<name>__other`` for the values the contract mapped to ``other``
-(:mod:`credspark.contract`, rule 6); a null category sets none of them. The encoding is the declaration
-(``attributes.<name>.categories``), so every as-of date, the FeatureSpec and the model bundle share it; the
-booster sees indicators, never category codes read as ordered numbers.
+A numeric attribute is one static feature of its own name. A categorical attribute is one text column of its
+own name holding the contract's clean value (a value outside the declared categories is ``other``); it is
+not a static feature of the table. Its 0/1 features come from an encoding the training job fits on its
+training rows and stores in the bundle (:mod:`credspark.features.encoding`), so the booster sees indicators,
+never category codes read as ordered numbers.
 
 Attributes held by ``customers`` are joined by customer; those of the ``attributes`` snapshot table
 point-in-time: for each (customer, as-of date) the latest snapshot dated on or before the as-of date.
@@ -13,21 +13,22 @@ point-in-time: for each (customer, as-of date) the latest snapshot dated on or b
 from __future__ import annotations
 
 import datetime as dt
-import re
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 from pyspark.sql import DataFrame
 from pyspark.sql import functions as F
 
-from credspark.config import OTHER_CATEGORY, AttributeConfig
+from credspark.config import AttributeConfig
 from credspark.errors import ConfigError
-from credspark.models.spec import StaticFeature
+from credspark.models.spec import StaticFeature, category_column, encoding_columns
 
 __all__ = [
     "SPEC_KEY",
     "category_column",
     "attribute_columns",
+    "encoding_columns",
+    "categorical_columns",
     "attribute_features",
     "attribute_spec",
     "attribute_monotone",
@@ -39,61 +40,61 @@ __all__ = [
 #: Key of ``FeatureSpec.extra`` holding the declared attributes (see :func:`attribute_spec`).
 SPEC_KEY = "attributes"
 
-_UNSAFE = re.compile(r"[^a-z0-9_]")
-
-
-def category_column(name: str, category: str) -> str:
-    """The 0/1 feature of one category: ``<name>__<category>``, lower case, other characters written ``_``."""
-    return f"{name}__{_UNSAFE.sub('_', category.lower())}"
-
-
 def attribute_columns(name: str, attribute: AttributeConfig) -> list[str]:
-    """The static feature columns of one attribute (its name, or one per category then ``other``).
+    """The 0/1 feature columns of a declared category list (:func:`encoding_columns`).
 
     Raises:
         ConfigError: Two categories give the same column name.
     """
-    if attribute.kind == "numeric":
-        return [name]
-    cols = [category_column(name, c) for c in (*attribute.categories, OTHER_CATEGORY)]
+    cols = encoding_columns(name, attribute.categories)
     if len(set(cols)) != len(cols):
         raise ConfigError(f"attributes.{name}.categories: {list(attribute.categories)} give the same feature "
                           f"name twice ({cols}); categories must differ in letters or digits")
     return cols
 
 
+def categorical_columns(declared: Mapping[str, AttributeConfig]) -> list[str]:
+    """The text columns of the categorical attributes (in the features table, beside the static features)."""
+    return [name for name, a in declared.items() if a.kind == "categorical"]
+
+
 def attribute_features(declared: Mapping[str, AttributeConfig], taken: Sequence[str] = ()) -> list[StaticFeature]:
-    """The static features of the declared attributes, in declaration order.
+    """The static features of the numeric attributes, in declaration order.
 
     Args:
         declared: The ``attributes`` config section.
         taken: Names already used by other static features (a clash is an error).
 
     Returns:
-        StaticFeature entries: ``continuous`` with the declared bounds, or ``binary`` per category.
+        StaticFeature entries, ``continuous`` with the declared bounds.
 
     Raises:
-        ConfigError: A feature name clashes with another static feature or another attribute's.
+        ConfigError: An attribute's name (or a declared category's feature name) clashes with another
+            static feature or another attribute's.
     """
     out: list[StaticFeature] = []
     seen = {n.lower() for n in taken}
     for name, a in declared.items():
-        for col in attribute_columns(name, a):
+        cols = [name] + (attribute_columns(name, a) if a.kind == "categorical" else [])
+        for col in cols:
             if col in seen:
                 raise ConfigError(f"attributes.{name}: feature {col!r} has the name of another static feature")
             seen.add(col)
-            if a.kind == "numeric":
-                out.append(StaticFeature(col, "continuous", (), a.lower, a.upper))
-            else:
-                out.append(StaticFeature(col, "binary", (), 0.0, 1.0))
+        if a.kind == "numeric":
+            out.append(StaticFeature(name, "continuous", (), a.lower, a.upper))
     return out
 
 
 def attribute_spec(declared: Mapping[str, AttributeConfig]) -> dict[str, dict[str, Any]]:
     """The declarations as the FeatureSpec and the bundle record them (``extra["attributes"]``), JSON-safe."""
-    return {name: {"kind": a.kind, "categories": list(a.categories), "lower": a.lower, "upper": a.upper,
-                   "missing": a.missing, "monotone": a.monotone, "columns": attribute_columns(name, a)}
-            for name, a in declared.items()}
+    out: dict[str, dict[str, Any]] = {}
+    for name, a in declared.items():
+        entry: dict[str, Any] = {"kind": a.kind, "categories": list(a.categories), "lower": a.lower,
+                                 "upper": a.upper, "missing": a.missing, "monotone": a.monotone}
+        if a.kind == "categorical" and not a.categories:
+            entry["max_categories"] = a.max_categories  # the fit's cap (features.encoding)
+        out[name] = entry
+    return out
 
 
 def attribute_monotone(declared: Mapping[str, AttributeConfig]) -> dict[str, int]:
@@ -121,19 +122,9 @@ def latest_snapshots(snapshots: DataFrame, names: Sequence[str], as_of_dates: Se
             .select("customer_id", "as_of_date", "s.snapshot_date", *[F.col(f"s.{n}").alias(n) for n in names]))
 
 
-def _encoded(declared: Mapping[str, AttributeConfig]) -> list:
-    cols = []
-    for name, a in declared.items():
-        if a.kind == "numeric":
-            cols.append(F.col(name).cast("double").alias(name))
-            continue
-        c = F.col(name)
-        cols_of = attribute_columns(name, a)
-        for category, col in zip(a.categories, cols_of):
-            cols.append(F.when(c.isNotNull(), (c == F.lit(category)).cast("int")).alias(col))
-        # Any value outside the known categories counts as other (the contract maps them so already).
-        cols.append(F.when(c.isNotNull(), (~c.isin(*a.categories)).cast("int")).alias(cols_of[-1]))
-    return cols
+def _typed(declared: Mapping[str, AttributeConfig]) -> list:
+    return [F.col(name).cast("double" if a.kind == "numeric" else "string").alias(name)
+            for name, a in declared.items()]
 
 
 def with_attributes(
@@ -151,8 +142,8 @@ def with_attributes(
         as_of_dates: The as-of dates of the rows.
 
     Returns:
-        A transform adding :func:`attribute_features`' columns (a customer without a value, or without a
-        snapshot by the as-of date, gets nulls).
+        A transform adding one column per attribute (double or text; a customer without a value, or without
+        a snapshot by the as-of date, gets null).
     """
     in_snapshots = [n for n in declared if snapshots is not None and n in snapshots.columns]
     in_customers = [n for n in declared if n not in in_snapshots]
@@ -167,7 +158,7 @@ def with_attributes(
             pit = latest_snapshots(snapshots, in_snapshots, as_of_dates).drop("snapshot_date")
             out = out.join(pit, ["customer_id", "as_of_date"], "left")
         keep = [c for c in out.columns if c not in declared]
-        return out.select(*keep, *_encoded(declared))
+        return out.select(*keep, *_typed(declared))
 
     return _add
 

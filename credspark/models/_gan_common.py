@@ -34,7 +34,7 @@ from credspark.models._gan_parts import (
     train_epoch,
 )
 from credspark.models._gan_transformer import GanDataTransformer
-from credspark.models._torch_utils import load_weights, resolve_device, save_weights, seeded
+from credspark.models._torch_utils import load_weights, resolve_device, save_weights, seeded, torch_threads
 from credspark.models.spec import FeatureSpec
 
 __all__ = [
@@ -98,6 +98,7 @@ class TabularGAN:
     tau: float
     device: str
     random_state: int | None
+    torch_threads: int | None
     verbose: bool
     log_every: int
 
@@ -155,7 +156,7 @@ class TabularGAN:
         ).fit(static, dynamic, mask)
         data = self.transformer_.transform(static, dynamic, mask)
         device = resolve_device(self.device)
-        with seeded(derive_seed(self.random_state, _SEED_TORCH), device):
+        with seeded(derive_seed(self.random_state, _SEED_TORCH), device), torch_threads(self.torch_threads):
             critic_step, generator_step = self._init_training(device)
             sampler = ConditionalBatchSampler(
                 torch.as_tensor(data, device=device),
@@ -330,7 +331,8 @@ class TabularGAN:
         """Fit on the data, then append generated label-1 rows until minority / majority reaches ``ratio``.
 
         The number of new rows is :func:`n_new_minority` (target ``ceil(ratio * n_majority)``). When the
-        data already reach the ratio nothing is generated and the model is not fitted.
+        data already reach the ratio nothing is generated, the model is not fitted, and a warning on the
+        ``credspark.models`` logger says so with both ratios.
 
         Args:
             static (np.ndarray): ``(n, n_static)`` array.
@@ -345,8 +347,13 @@ class TabularGAN:
         """
         static, dynamic, y, mask = self._check_inputs(static, dynamic, y, mask)
         mask_out = np.ones((len(static), self.spec.T), dtype=np.uint8) if mask is None else mask
-        n_new = n_new_minority(int((y == 1).sum()), int((y == 0).sum()), ratio)
+        n_min, n_maj = int((y == 1).sum()), int((y == 0).sum())
+        n_new = n_new_minority(n_min, n_maj, ratio)
         if n_new == 0:
+            # Said out loud: a caller asking for oversampling should know that none happened, and why.
+            LOGGER.warning("%s.oversample: minority / majority is already %d / %d = %.4f, at or above the ratio "
+                           "%.4f; nothing generated, the model is not fitted", type(self).__name__, n_min, n_maj,
+                           n_min / n_maj if n_maj else float("inf"), ratio)
             return static.copy(), dynamic.copy(), mask_out.copy(), y.copy()
         self.fit(static, dynamic, y, mask)
         s, d, m = self.sample(n_new, label=1)

@@ -14,7 +14,7 @@ import torch
 from safetensors.torch import load_file, save_file
 from torch import nn
 
-__all__ = ["resolve_device", "seeded", "save_weights", "load_weights"]
+__all__ = ["resolve_device", "seeded", "torch_threads", "save_weights", "load_weights"]
 
 
 def resolve_device(device: str | torch.device = "cpu") -> torch.device:
@@ -65,6 +65,29 @@ def seeded(seed: int | None, device: torch.device | None = None) -> Iterator[Non
     with torch.random.fork_rng(devices=devices):
         torch.manual_seed(seed)
         yield
+
+
+@contextlib.contextmanager
+def torch_threads(n: int | None) -> Iterator[None]:
+    """Run a block with torch on ``n`` intra-op threads, restoring the caller's count afterwards.
+
+    Args:
+        n (int | None): Threads; None runs the block on the current setting.
+
+    Yields:
+        None.
+    """
+    if n is None:
+        yield
+        return
+    if int(n) < 1:
+        raise ValueError(f"torch_threads must be >= 1 or None, got {n}")
+    before = torch.get_num_threads()
+    torch.set_num_threads(int(n))
+    try:
+        yield
+    finally:
+        torch.set_num_threads(before)
 
 
 def save_weights(module: nn.Module, path: str | Path) -> str:

@@ -262,6 +262,9 @@ class ACTGAN(TabularGAN):
         device (str): ``"cpu"``, ``"cuda"``, ``"cuda:N"`` or ``"auto"``. Defaults to ``"cpu"``.
         random_state (int | None): Seed for everything (transformer, batches, initialisation, dropout,
             sampling); None is not reproducible. Defaults to None.
+        torch_threads (int | None): Torch intra-op threads while fitting (the caller's setting is restored
+            afterwards); None leaves torch's setting, one thread per core, which under load cost 8x the CPU
+            per epoch. Defaults to 1.
         verbose (bool): Log progress to the ``credspark.models`` logger. Defaults to False.
         log_every (int): Log every this many epochs (and after the last) when verbose. Defaults to 10.
     """
@@ -287,6 +290,7 @@ class ACTGAN(TabularGAN):
         tau: float = 0.2,
         device: str = "cpu",
         random_state: int | None = None,
+        torch_threads: int | None = 1,
         verbose: bool = False,
         log_every: int = 10,
     ) -> None:
@@ -308,6 +312,7 @@ class ACTGAN(TabularGAN):
         self.tau = tau
         self.device = device
         self.random_state = random_state
+        self.torch_threads = torch_threads
         self.verbose = verbose
         self.log_every = log_every
 

@@ -8,16 +8,46 @@ bundle so that a model is never fed columns it was not trained on.
 
 from __future__ import annotations
 
+import re
+from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
 import numpy as np
 
-__all__ = ["FeatureSpec", "StaticFeature", "SpecMismatchError", "STATIC_KINDS"]
+__all__ = [
+    "FeatureSpec",
+    "StaticFeature",
+    "SpecMismatchError",
+    "STATIC_KINDS",
+    "ENCODING_KEY",
+    "OTHER_COLUMN",
+    "category_column",
+    "encoding_columns",
+]
 
 #: ``continuous``: real valued; ``integer``: integral values; ``categorical``: integer codes listed in
 #: ``categories``; ``binary``: 0/1.
 STATIC_KINDS = ("continuous", "integer", "categorical", "binary")
+
+
+#: Key of ``FeatureSpec.extra`` holding the categorical attributes' encoding ``{attribute: [category, ...]}``
+#: (fitted by the training job: :mod:`credspark.features.encoding`).
+ENCODING_KEY = "category_encoding"
+#: Suffix of the 0/1 feature of the values outside an attribute's encoding (``<name>__other``).
+OTHER_COLUMN = "other"
+
+_UNSAFE = re.compile(r"[^a-z0-9_]")
+
+
+def category_column(name: str, category: str) -> str:
+    """The 0/1 feature of one category: ``<name>__<category>``, lower case, other characters written ``_``."""
+    return f"{name}__{_UNSAFE.sub('_', category.lower())}"
+
+
+def encoding_columns(name: str, categories: Sequence[str]) -> list[str]:
+    """The 0/1 feature columns of an attribute's encoding: one per category, then ``<name>__other``."""
+    return [category_column(name, c) for c in (*categories, OTHER_COLUMN)]
 
 
 class SpecMismatchError(ValueError):
@@ -86,6 +116,11 @@ class FeatureSpec:
     def static_names(self) -> list[str]:
         """Names of the static columns in order."""
         return [f.name for f in self.static]
+
+    @property
+    def category_encoding(self) -> dict[str, list[str]]:
+        """The categorical attributes' encoding the spec records (``{}`` when it has none)."""
+        return {n: list(c) for n, c in self.extra.get(ENCODING_KEY, {}).items()}
 
     @property
     def n_static(self) -> int:

@@ -15,8 +15,9 @@ from pyspark.sql import types as T
 from credspark.config import Config, ScoreConfig
 from credspark.errors import ContractError, InputError, MissingDataError
 from credspark.faults import SCORE_FAIL_AFTER_BATCHES, injected
+from credspark.features.encoding import encoded_spec
 from credspark.models.bundle import Bundle, BundleError
-from credspark.models.spec import FeatureSpec, SpecMismatchError
+from credspark.models.spec import FeatureSpec, SpecMismatchError, encoding_columns
 from credspark.scoring.partition import (
     PartitionScorer,
     ScoreParams,
@@ -102,14 +103,11 @@ def count_rows(features: DataFrame, spec: FeatureSpec) -> tuple[int, dict[str, i
 
 
 def unseen_category_counts(features: DataFrame, spec: FeatureSpec) -> dict[str, int]:
-    """Rows per categorical attribute whose value is none of the known categories (its ``<name>__other`` is 1).
+    """Rows per categorical attribute of the bundle's encoding (``spec``) whose ``<name>__other`` is 1.
 
-    No Spark job when the spec declares no categorical attribute.
+    ``features`` carry the encoding's 0/1 features; no Spark job when the bundle has no categorical attribute.
     """
-    from credspark.features.attributes import SPEC_KEY
-
-    others = {name: a["columns"][-1] for name, a in spec.extra.get(SPEC_KEY, {}).items()
-              if a.get("kind") == "categorical"}
+    others = {name: encoding_columns(name, cats)[-1] for name, cats in spec.category_encoding.items()}
     if not others:
         return {}
     row = features.agg(*(F.sum(F.col(col)).alias(name) for name, col in others.items())).first()
@@ -127,7 +125,8 @@ def load_verified_bundle(
     Args:
         cfg: Job config (warehouse, score.model_name).
         version: ``--model-version``, or None for ``current``.
-        spec: The feature table's FeatureSpec; the bundle's must be equal.
+        spec: The feature table's FeatureSpec; the bundle's must equal it extended with the bundle's categorical
+            encoding (:func:`credspark.features.encoding.encoded_spec`).
         model_uri: ``--model-uri`` (``models:/NAME@champion``): the bundle of an MLflow model version
             (:func:`credspark.tracking.fetch_bundle_files`) instead of the store's. Defaults to None.
 
@@ -152,7 +151,9 @@ def load_verified_bundle(
             bundle_dir = resolve_bundle_dir(cfg.warehouse.path, cfg.score.model_name, version)
             name, where = location_name(bundle_dir), str(bundle_dir)
             files = read_bundle(bundle_dir)
-        bundle = load_bundle_from_files(files, expected_spec=spec)
+        bundle = load_bundle_from_files(files)
+        # Categorical attributes are text in the table: the bundle reads the rows with its encoding applied.
+        encoded_spec(spec, bundle.spec.category_encoding).check_compatible(bundle.spec, what=f"bundle {where}")
     except SpecMismatchError as e:  # BundleSpecError is both a BundleError and a SpecMismatchError
         raise ModelRefusedError(f"model {cfg.score.model_name} version {name} does not fit the "
                                 f"features table: {e}") from e
@@ -174,6 +175,7 @@ def score_params(sc: ScoreConfig, digest: str, spec: FeatureSpec) -> ScoreParams
         reason_contribs=sc.reason_contribs,
         torch_threads=sc.torch_threads,
         xgb_threads=sc.xgb_threads,
+        reason_groups=tuple((g, tuple(m)) for g, m in sc.reason_groups.items()),
         fail_after_batches=injected(SCORE_FAIL_AFTER_BATCHES),
     )
 
@@ -262,8 +264,12 @@ def scored_rows(
 
 
 def reason_method(bundle: Bundle, params: ScoreParams) -> dict[str, Any]:
-    """How the reason codes of this bundle are computed (method, feature groups, contributions)."""
-    model = ScoringModel(bundle, xgb_threads=params.xgb_threads)
+    """How the reason codes of this bundle are computed (method, reason groups, contributions).
+
+    Built on the driver before any task runs, so a ``score.reason_groups`` member the bundle does not have
+    fails the job here (ConfigError naming it).
+    """
+    model = ScoringModel(bundle, xgb_threads=params.xgb_threads, reason_groups=dict(params.reason_groups))
     return {"method": model.reason_map.method, "groups": list(model.reason_map.groups),
             "contributions": params.reason_contribs}
 

@@ -10,10 +10,12 @@ import datetime as dt
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-from pyspark.sql import DataFrame, SparkSession
+from pyspark.sql import Column, DataFrame, SparkSession
 from pyspark.sql import functions as F
 
 from credspark.config import Config, ScoreConfig
+from credspark.features.encoding import category_code
+from credspark.models.spec import encoding_columns
 from credspark.monitoring import (
     bin_count_columns,
     counts_from_row,
@@ -171,22 +173,33 @@ def monitor(
 
 
 def _feature_psi(features: DataFrame, dists: Mapping[str, Any], sc: ScoreConfig) -> dict[str, Any]:
-    """PSI of the first ``psi_top_features`` stored feature distributions against this partition's values."""
-    names = [k for k in dists if k not in ("score", "pd")][: sc.psi_top_features]
+    """PSI of the stored feature distributions against this partition's values.
+
+    The first ``psi_top_features`` in the bundle's order, and every declared attribute (entries marked
+    ``attribute``); a categorical attribute's entry (``categories``) bins its :func:`category_code`.
+    """
+    ranked = [k for k in dists if k not in ("score", "pd")]
+    attributes = [k for k in ranked if isinstance(dists[k], Mapping) and dists[k].get("attribute")]
+    names = list(dict.fromkeys([*ranked[: sc.psi_top_features], *attributes]))
     out: dict[str, Any] = {}
     refs: dict[str, tuple[list[float], list[float]]] = {}
+    values: dict[str, Column] = {}
     columns = set(features.columns)
     for name in names:
-        if name not in columns:
+        cats = dists[name].get("categories") if isinstance(dists[name], Mapping) else None
+        needed = encoding_columns(name, cats[:-1]) if cats else [name]
+        if not set(needed) <= columns:
             out[name] = _not_available("not a column of the features table")
             continue
         try:
             refs[name] = reference_distribution(dists[name])
         except ValueError as e:
             out[name] = _not_available(f"malformed training distribution: {e}")
+            continue
+        values[name] = category_code(name, cats[:-1]) if cats else F.col(name)
     if refs:
         aggs = [c for i, (name, (edges, _)) in enumerate(refs.items())
-                for c in bin_count_columns(f"f{i}", F.col(name), edges)]
+                for c in bin_count_columns(f"f{i}", values[name], edges)]
         row = features.agg(*aggs).first()
         for i, (name, (_, shares)) in enumerate(refs.items()):
             out[name] = _psi_entry(shares, counts_from_row(row, f"f{i}", len(shares)), sc)

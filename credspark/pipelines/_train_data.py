@@ -17,6 +17,7 @@ from pyspark.sql import functions as F
 from credspark.config import TrainConfig
 from credspark.errors import ConfigError
 from credspark.evaluation import PART_TEST, PART_TRAIN, PART_VALID, PARTS
+from credspark.models.imputation import imputation_values  # the rule, Spark-free (library use shares it)
 from credspark.models.spec import FeatureSpec
 
 __all__ = [
@@ -220,7 +221,8 @@ def imputation_aggregates(spec: FeatureSpec) -> list[Column]:
     """Aggregates from which :func:`imputation_values` derives a fill value per static column.
 
     Per column: the non-missing count, the mean, the (population) skewness, the mean of ``sign(x) log1p(|x|)``
-    and, for categoricals, the most frequent code. NaN counts as missing.
+    and, for categoricals, the most frequent code. NaN counts as missing. The Spark twin of
+    :func:`credspark.models.imputation.static_statistics` (same keys).
     """
     out = [F.count(F.lit(1)).alias("__n")]
     for i, f in enumerate(spec.static):
@@ -233,52 +235,11 @@ def imputation_aggregates(spec: FeatureSpec) -> list[Column]:
     return out
 
 
-def imputation_values(row: dict, spec: FeatureSpec, heavy_tail_skew: float) -> dict[str, dict[str, float]]:
-    """Fill values for the static columns that have missing values (from one row of :func:`imputation_aggregates`).
-
-    The value is the one the ResNet-LSTM's input scaling maps a missing input to, so that rows imputed for
-    training and rows left missing at scoring look alike to the network: the mean of the column (of
-    ``sign(x) log1p(|x|)`` mapped back, for columns skewed beyond ``heavy_tail_skew``, which that scaling
-    log-transforms); 0 for a binary column or a column without any value; the most frequent code for a
-    categorical one (the scaling gives a missing categorical an all-zero one-hot block, which no code can
-    reproduce: the nearest is the commonest code).
-
-    Args:
-        row: The aggregate row as a dict.
-        spec: The FeatureSpec.
-        heavy_tail_skew: Skewness above which the scaling log-transforms a column.
-
-    Returns:
-        ``{column: {"value": fill, "missing_share": share}}`` for columns with missing values only.
-    """
-    import math
-
-    total = int(row["__n"] or 0)
-    out: dict[str, dict[str, float]] = {}
-    for i, f in enumerate(spec.static):
-        seen = int(row[f"n{i}"] or 0)
-        if seen == total:
-            continue
-        if seen == 0 or f.kind == "binary":
-            value = 0.0
-        elif f.kind == "categorical":
-            value = float(row[f"c{i}"])
-        else:
-            skew = row[f"s{i}"]
-            if skew is not None and math.isfinite(skew) and abs(skew) > heavy_tail_skew:
-                m = float(row[f"l{i}"])
-                value = math.copysign(math.expm1(abs(m)), m)
-            else:
-                value = float(row[f"m{i}"])
-        out[f.name] = {"value": value, "missing_share": (total - seen) / total if total else 0.0}
-    return out
-
-
 def with_imputed_static(values: dict[str, dict[str, float]]) -> Callable[[DataFrame], DataFrame]:
     """Replace null/NaN in the given static columns by their fill values (column types kept).
 
     Args:
-        values: From :func:`imputation_values`.
+        values: From :func:`credspark.models.imputation.imputation_values`.
 
     Returns:
         A transform for ``df.transform(...)``.

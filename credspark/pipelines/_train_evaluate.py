@@ -19,7 +19,7 @@ of the same rows is recorded under ``details.scoring_path``.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, replace
 from typing import Any
 
@@ -128,7 +128,8 @@ def evaluate_through_scoring(
 
 
 def training_distributions(
-    df: DataFrame, columns: Mapping[str, Column], bins: int, relative_error: float
+    df: DataFrame, columns: Mapping[str, Column], bins: int, relative_error: float,
+    fixed_edges: Mapping[str, Sequence[float]] | None = None,
 ) -> dict[str, dict[str, Any]]:
     """Quantile-binned distributions of some columns (two Spark passes: quantiles, then one aggregate).
 
@@ -141,6 +142,8 @@ def training_distributions(
         columns: ``{name: double column}``.
         bins: Quantile bins wanted (ties merge edges, so fewer may result).
         relative_error: approxQuantile's relative error.
+        fixed_edges: ``{name: inner edges}`` of columns binned by given edges instead of quantiles
+            (``binning: "fixed"``; a categorical attribute's codes). Defaults to None.
 
     Returns:
         ``{name: entry}`` in the order of ``columns``.
@@ -154,8 +157,10 @@ def training_distributions(
     # NaN would sort above every number in approxQuantile: treat it as missing, like null.
     vals = df.select(*[F.when(F.isnan(c), None).otherwise(c).alias(aliases[n]) for n, c in columns.items()])
     probs = [b / bins for b in range(bins)]  # 0 gives the minimum, the rest the inner quantiles
-    quantiles = vals.approxQuantile([aliases[n] for n in names], probs, relative_error)
-    edges = {n: inner_edges(q[1:], q[0]) if q else [] for n, q in zip(names, quantiles)}
+    fixed = {n: [float(e) for e in v] for n, v in (fixed_edges or {}).items() if n in columns}
+    by_quantile = [n for n in names if n not in fixed]
+    quantiles = vals.approxQuantile([aliases[n] for n in by_quantile], probs, relative_error) if by_quantile else []
+    edges = {n: inner_edges(q[1:], q[0]) if q else [] for n, q in zip(by_quantile, quantiles)} | fixed
     aggs = [F.count(F.lit(1)).alias("n")]
     for n in names:
         aggs += bin_count_columns(aliases[n], F.col(aliases[n]), edges[n])
@@ -168,5 +173,6 @@ def training_distributions(
         if seen == 0:
             continue
         out[n] = {"edges": edges[n], "shares": [c / seen for c in counts],
-                  "missing_share": (total - seen) / total if total else 0.0, "n": total, "binning": "quantile"}
+                  "missing_share": (total - seen) / total if total else 0.0, "n": total,
+                  "binning": "fixed" if n in fixed else "quantile"}
     return out

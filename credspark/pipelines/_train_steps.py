@@ -22,7 +22,6 @@ from credspark.pipelines._train_data import (
     PART_COL,
     SYNTHETIC_COL,
     imputation_aggregates,
-    imputation_values,
     raw_feature_names,
     raw_feature_vector,
 )
@@ -114,10 +113,10 @@ IMPUTATION_NOTE = (
 
 def deep_imputation(rows: DataFrame, spec: FeatureSpec) -> dict[str, dict[str, float]]:
     """Fill values for the static columns with missing values, from the real training rows (one aggregate)."""
-    from credspark.models._preprocess import HEAVY_TAIL_SKEW
+    from credspark.models.imputation import imputation_values
 
     row = rows.where(F.col(PART_COL) == PART_TRAIN).agg(*imputation_aggregates(spec)).first()
-    return imputation_values(row.asDict(), spec, HEAVY_TAIL_SKEW)
+    return imputation_values(row.asDict(), spec)
 
 
 def _focal_estimator(cfg: Config, feature_names: list[str]) -> Any:

@@ -31,6 +31,7 @@ from credspark.features.attributes import (
     SPEC_KEY,
     attribute_features,
     attribute_spec,
+    categorical_columns,
     static_only_rows,
     with_attributes,
 )
@@ -208,7 +209,8 @@ def _finish(features: DataFrame, inputs: Mapping[str, DataFrame], dates: tuple[d
         with_labels(events, fc.horizon_months, observed_through, exclude_defaulted=fc.exclude_defaulted)
     ).withColumn("feature_version", F.lit(fc.version))
     static_names = [f.name for f in statics]
-    features = features.select(*_IDENTITY, *static_names, *_TAIL)
+    # Categorical attributes stay text: the training job fits their encoding (credspark.features.encoding).
+    features = features.select(*_IDENTITY, *static_names, *categorical_columns(cfg.attributes), *_TAIL)
 
     extra = {"horizon_months": fc.horizon_months, "windows": list(fc.windows), "absent_sources": list(absent)}
     if cfg.attributes:
@@ -237,6 +239,9 @@ def _feature_set_differences(old: Mapping[str, str], spec: FeatureSpec) -> list[
         out.append("channels")
     if old_spec.static != spec.static:
         out.append("static columns")
+    # categorical attributes are text columns, not static features: their declarations are compared here
+    if old_spec.extra.get(SPEC_KEY, {}) != spec.extra.get(SPEC_KEY, {}):
+        out.append("declared attributes")
     return out
 
 
@@ -341,6 +346,7 @@ def build_features(spark: SparkSession, cfg: Config, request: FeaturesRequest, r
         T=frames.spec.T,
         channels=list(frames.spec.channels),
         static_features=frames.spec.static_names,
+        categorical_attributes=categorical_columns(cfg.attributes),
         present_sources=list(frames.present_sources),
         absent_sources=list(frames.absent_sources),
         left_out=frames.left_out,

@@ -5,7 +5,8 @@ Order of work (nothing is written before every check passed):
 1. read the ``features`` partition ``as_of_date = D`` (``--build-features`` builds it first) and rebuild its
    FeatureSpec from the table properties;
 2. resolve the bundle (``current`` or ``--model-version``), read its files into memory and verify exactly
-   those bytes (hashes, format, FeatureSpec == the feature table's); any mismatch stops the job here;
+   those bytes (hashes, format, FeatureSpec == the feature table's extended with the bundle's categorical
+   encoding, which then gives the rows their 0/1 attribute features); any mismatch stops the job here;
 3. count rows that cannot be scored (null id, ``seq``/``seq_mask`` missing or of the wrong length) and stop
    if their share exceeds ``validation.max_reject_fraction``;
 4. score with ``mapInPandas``: the verified bytes are broadcast; each Python worker loads the bundle once
@@ -27,6 +28,7 @@ from pyspark.sql import DataFrame, SparkSession
 
 from credspark.config import Config
 from credspark.errors import EXIT_DRIFT, EXIT_OK, CredsparkError, RejectThresholdError
+from credspark.features.encoding import with_category_encoding
 from credspark.io.delta_retry import ConcurrentWriteError, overwrite_partitions_retrying
 from credspark.io.score_runs import append_score_run, score_run_record
 from credspark.io.tables import table_ref
@@ -130,9 +132,6 @@ def score_portfolio(spark: SparkSession, cfg: Config, request: ScoreRequest, run
     with run.stage("read_features"):
         features, spec = read_feature_partition(spark, cfg, score_date)
         total, rejected_by_reason = count_rows(features, spec)
-        unseen = unseen_category_counts(features, spec)
-    if unseen:  # declared categorical attributes: values outside the bundle's known categories score as 'other'
-        run.counts["unseen_categories"] = unseen
     if total == 0:
         raise missing_partition(table_ref(cfg, cfg.tables.features), score_date)
     rejected = sum(rejected_by_reason.values())
@@ -149,6 +148,10 @@ def score_portfolio(spark: SparkSession, cfg: Config, request: ScoreRequest, run
     run.details.update(model_name=sc.model_name, model_version=version, bundle_dir=str(bundle_dir),
                        bundle_sha256=digest, use_raw_static=bundle.use_raw_static)
     log.info("score %s: model %s version %s (sha256 %s...)", score_date, sc.model_name, version, digest[:12])
+    encoding = bundle.spec.category_encoding
+    if encoding:  # categorical attributes: the bundle's encoding; values outside it score as 'other', counted
+        features, spec = features.transform(with_category_encoding(encoding)), bundle.spec
+        run.counts["unseen_categories"] = unseen_category_counts(features, spec)
 
     if rejected == total or rejected / total > cfg.validation.max_reject_fraction:
         raise RejectThresholdError(

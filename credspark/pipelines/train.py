@@ -5,7 +5,9 @@ Steps (each timed as a stage of the run summary; the step functions live in :mod
 
 1. ``read``: the feature rows of the ``--as-of`` dates with a label; the FeatureSpec from the table.
 2. ``split``: train / validation / test by time or stratified at random (:mod:`._train_data`); the plan and
-   the counts are recorded, and the row-level assignment is written to the ``train_splits`` table.
+   the counts are recorded, and the row-level assignment is written to the ``train_splits`` table. The
+   categorical attributes' encoding is fitted on the training part (:mod:`credspark.features.encoding`);
+   every later step, and the bundle, use the FeatureSpec extended with their 0/1 features.
 3. ``deep`` (only when ``paper`` is in ``train.candidates``): ACTGAN oversampling of the training part and
    ResNet-LSTM training with ``credspark.pipelines.train_deep`` (launcher, feed, workers and GPU from the
    ``distributed`` section). ACTGAN needs finite inputs, so for this step only, missing static values are
@@ -57,6 +59,14 @@ from credspark.evaluation import (
     calibration_summary,
     evaluate,
     gate_decision,
+)
+from credspark.features.encoding import (
+    categorical_attributes,
+    drift_columns,
+    encoded_spec,
+    fit_category_encoding,
+    mark_attributes,
+    with_category_encoding,
 )
 from credspark.io import warehouse
 from credspark.io.scratch import work_folder
@@ -163,8 +173,14 @@ def train_model(spark: SparkSession, cfg: Config, request: TrainRequest, run: Ru
         candidates = candidates_for_spec(candidates, spec, run)  # static-only features: tree-only candidates
         with_paper = any(c.needs_embedder for c in candidates)
         with run.stage("split"):
-            cols = [*KEY_COLS, *spec.static_names, "seq", "seq_mask", "label"]
+            texts = list(categorical_attributes(spec))
+            cols = [*KEY_COLS, *spec.static_names, *texts, "seq", "seq_mask", "label"]
             rows = keep(features.select(*cols).transform(with_parts(plan)).withColumn(SYNTHETIC_COL, F.lit(False)))
+            if texts:  # categorical attributes: the encoding is fitted on the training part, the spec extended
+                encoding, run.details["category_encoding"] = fit_category_encoding(
+                    rows.where(F.col(PART_COL) == PART_TRAIN), spec)
+                spec = encoded_spec(spec, encoding)
+                rows = rows.transform(with_category_encoding(encoding)).drop(*texts)
             counts = part_counts(rows, plan.dates)
             run.counts |= {f"{p}_{c}": n for p, cc in counts.items() for c, n in cc.items()}
             check_counts(counts)
@@ -208,14 +224,16 @@ def train_model(spark: SparkSession, cfg: Config, request: TrainRequest, run: Ru
             run.details["gate"] = gate
         top = top_static(spec, gain_importance(fitted.baseline.booster()), tc.drift_features)
         with run.stage("distributions"):  # features: the training part; pd and score: the held-out rows' scores
-            dists = training_distributions(scored.where(F.col(PART_COL) == PART_TRAIN),
-                                           {n: F.col(n).cast("double") for n in top}, tc.drift_bins,
-                                           tc.quantile_error) | held.distributions
+            # the top static features, then every declared attribute (a categorical one over its categories)
+            monitored, fixed = drift_columns(spec, top)
+            dists = training_distributions(scored.where(F.col(PART_COL) == PART_TRAIN), monitored, tc.drift_bins,
+                                           tc.quantile_error, fixed)
+            dists = mark_attributes(dists, spec) | held.distributions
         with run.stage("report_data"):
             columns = list(tc.report_columns) if tc.report_columns is not None else top[:6]
             samples = real_vs_generated(rows, deep, spec, columns, tc)
         with run.stage("publish"):
-            target = publish(Outcome(plan, version, spec, counts, deep, fitted, ev, cal, gate, top, dists,
+            target = publish(Outcome(plan, version, spec, counts, deep, fitted, ev, cal, gate, list(monitored), dists,
                                       samples, imputed, champ, trees), staged, cfg, run)
     finally:
         for df in persisted:

@@ -22,8 +22,9 @@ memory from the verified weights and checked against the eager network); and :fu
 from __future__ import annotations
 
 import inspect
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
+from types import MappingProxyType
 from typing import Any, Protocol
 
 import numpy as np
@@ -36,7 +37,7 @@ from credspark.models.spec import FeatureSpec
 from credspark.scoring._bundle_bytes import BundleFiles, bundle_digest, load_bundle_from_files, read_bundle_files
 from credspark.scoring._process import tune_scoring_process
 from credspark.scoring.attribution import embedding_attribution
-from credspark.scoring.reasons import ReasonMap, build_reason_map, top_reasons
+from credspark.scoring.reasons import ReasonMap, build_reason_map, reason_grouping, top_reasons
 from credspark.scoring.scorecard import ScorecardScale, points_from_pd, risk_bands
 from credspark.worker_cache import WorkerCache
 
@@ -84,6 +85,8 @@ class ScoreParams:
         reason_contribs: ``approx`` (Saabas) or ``exact`` (TreeSHAP) XGBoost contributions.
         torch_threads: Torch threads per worker (None leaves torch's setting).
         xgb_threads: XGBoost threads per worker (None leaves the bundle's setting).
+        reason_groups: ``score.reason_groups`` as ``((group, (member, ...)), ...)``
+            (:func:`~credspark.scoring.reasons.reason_grouping`).
         fail_after_batches: Test hook: raise :class:`InjectedFailureError` after this many model batches of a task.
     """
 
@@ -97,6 +100,7 @@ class ScoreParams:
     reason_contribs: str = "approx"
     torch_threads: int | None = 1
     xgb_threads: int | None = 1
+    reason_groups: tuple[tuple[str, tuple[str, ...]], ...] = ()
     fail_after_batches: int | None = None
 
 
@@ -112,16 +116,19 @@ class ScoringModel:
     Args:
         bundle: The verified bundle.
         xgb_threads: XGBoost threads (None keeps the bundle's ``n_jobs``).
+        reason_groups: Configured reason groups ``{group: members}`` (``score.reason_groups``).
     """
 
-    def __init__(self, bundle: Bundle, *, xgb_threads: int | None = 1) -> None:
+    def __init__(self, bundle: Bundle, *, xgb_threads: int | None = 1,
+                 reason_groups: Mapping[str, Sequence[str]] = MappingProxyType({})) -> None:
         self.bundle = bundle
         self.spec = bundle.spec
         if xgb_threads is not None:
             bundle.classifier.n_jobs = int(xgb_threads)
             bundle.classifier.booster_.set_param({"nthread": int(xgb_threads)})
         attribution = embedding_attribution(bundle.embedder) if bundle.embedding_dim else None
-        self.reason_map: ReasonMap = build_reason_map(bundle.feature_names, bundle.spec, attribution)
+        self.reason_map: ReasonMap = build_reason_map(bundle.feature_names, bundle.spec, attribution,
+                                                      reason_grouping(bundle.spec, reason_groups))
         self._embed: Callable[..., np.ndarray] | None = None  # built on first use (the driver never embeds)
         self._embed_takes_batch = False
 
@@ -201,9 +208,10 @@ def cached_model(params: ScoreParams, files: _HasValue | BundleFiles) -> Scoring
         if bundle_digest(raw) != params.digest:
             raise BundleError("the shipped bundle bytes do not match the digest the driver verified")
         bundle = load_bundle_from_files(raw, expected_spec=FeatureSpec.from_dict(params.spec))
-        return ScoringModel(bundle, xgb_threads=params.xgb_threads)
+        return ScoringModel(bundle, xgb_threads=params.xgb_threads, reason_groups=dict(params.reason_groups))
 
-    return _MODELS.get(params.digest, load)
+    # The reason groups are part of the key: the same bundle scored under another grouping is another model.
+    return _MODELS.get(f"{params.digest}|{params.reason_groups!r}" if params.reason_groups else params.digest, load)
 
 
 # ----------------------------------------------------------------------------------------------- score

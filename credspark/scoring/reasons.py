@@ -12,20 +12,35 @@ Those contributions are mapped to *reason groups* by a matrix ``M`` (classifier 
   sequence channel, ``seq:<channel>``. Without an attribution (an embedder that does not expose its
   network) every embedding dimension maps to the single group ``embedding``.
 
+Those groups are then merged into *reason groups* (:func:`reason_grouping`): a categorical attribute's 0/1
+features (``<name>__<category>``) into the attribute's group ``<name>``, and the groups configured in
+``score.reason_groups`` (group name -> static features, attribute names or ``seq:<channel>``) into theirs; a
+merged group's score is the sum of its members' (contributions are additive). Every other input is its own
+group.
+
 A row's group scores are ``contributions @ M``; its reason codes are the ``n`` groups with the largest
 *positive* scores (ties broken by group order; fewer than ``n`` positive groups leave the rest None).
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
 import numpy as np
 
-from credspark.models.spec import FeatureSpec
+from credspark.errors import ConfigError
+from credspark.models.spec import FeatureSpec, encoding_columns
 
-__all__ = ["EMBEDDING_GROUP", "SEQ_PREFIX", "ReasonMap", "build_reason_map", "reason_groups", "top_reasons"]
+__all__ = [
+    "EMBEDDING_GROUP",
+    "SEQ_PREFIX",
+    "ReasonMap",
+    "build_reason_map",
+    "reason_groups",
+    "reason_grouping",
+    "top_reasons",
+]
 
 #: Group of embedding dimensions when no per-input attribution is available.
 EMBEDDING_GROUP = "embedding"
@@ -36,6 +51,38 @@ SEQ_PREFIX = "seq:"
 def reason_groups(spec: FeatureSpec) -> list[str]:
     """The input groups of a FeatureSpec: the static names, then ``seq:<channel>`` per channel."""
     return [*spec.static_names, *(SEQ_PREFIX + c for c in spec.channels)]
+
+
+def reason_grouping(spec: FeatureSpec, configured: Mapping[str, Sequence[str]] = ()) -> dict[str, str]:
+    """Which reason group each input group of a spec reports under (only those not reported as themselves).
+
+    Args:
+        spec: The bundle's FeatureSpec (its static features, channels and categorical encoding).
+        configured: ``score.reason_groups``: group name -> members, each a static feature, a categorical
+            attribute (all its 0/1 features) or ``seq:<channel>``.
+
+    Returns:
+        ``{input group: reason group}``: a categorical attribute's 0/1 features go to the attribute's name
+        unless configured otherwise.
+
+    Raises:
+        ConfigError: A member is none of the spec's inputs, or is listed in two groups.
+    """
+    attributes = {name: encoding_columns(name, cats) for name, cats in spec.category_encoding.items()}
+    out = {col: name for name, cols in attributes.items() for col in cols}
+    known = set(reason_groups(spec))
+    owner: dict[str, str] = {}
+    for group, members in dict(configured).items():
+        for member in members:
+            cols = attributes.get(member, [member])
+            if member not in attributes and member not in known:
+                raise ConfigError(f"score.reason_groups.{group}: {member!r} is not an input of the model (static "
+                                  f"features, categorical attributes {sorted(attributes)} or seq:<channel>)")
+            if member in owner:
+                raise ConfigError(f"score.reason_groups: {member!r} is in both {owner[member]!r} and {group!r}")
+            owner[member] = group
+            out.update((c, group) for c in cols)
+    return out
 
 
 @dataclass(frozen=True)
@@ -65,6 +112,7 @@ def build_reason_map(
     feature_names: Sequence[str],
     spec: FeatureSpec,
     attribution: np.ndarray | None,
+    grouping: Mapping[str, str] | None = None,
 ) -> ReasonMap:
     """Build the input -> group map of a bundle.
 
@@ -73,6 +121,7 @@ def build_reason_map(
         spec: The bundle's FeatureSpec.
         attribution: ``(K, len(reason_groups(spec)))`` rows summing to 1 (or 0 for a dimension with no
             sensitivity), or None when the embedder offers none.
+        grouping: :func:`reason_grouping`; None = ``reason_grouping(spec)`` (attributes, nothing configured).
 
     Returns:
         The :class:`ReasonMap`.
@@ -101,7 +150,12 @@ def build_reason_map(
     method = ("raw+" if raw_idx else "") + ("attribution" if attribution is not None else "embedding")
     if not emb_idx and raw_idx:
         method = "raw"
-    return ReasonMap(groups=tuple(groups), matrix=matrix, method=method)
+    grouping = reason_grouping(spec) if grouping is None else grouping
+    merged = list(dict.fromkeys(grouping.get(g, g) for g in groups))  # first appearance keeps the order
+    into = np.zeros((len(groups), len(merged)))
+    for i, g in enumerate(groups):
+        into[i, merged.index(grouping.get(g, g))] = 1.0
+    return ReasonMap(groups=tuple(merged), matrix=matrix @ into, method=method)
 
 
 def top_reasons(scores: np.ndarray, groups: Sequence[str], n: int) -> list[np.ndarray]:

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import datetime as dt
 import json
+from collections import Counter
 from pathlib import Path
 
 import pytest
@@ -53,7 +54,10 @@ def test_an_application_data_set_runs_through_ingest_features_train_and_score(sp
     rows = [line.split(",") for line in csv.read_text().splitlines()[1:]]
     unknown_education = sum(r[3] not in ("1", "2", "3", "4") for r in rows)
     assert unknown_education >= 1  # the planted 7, and the file's own 0, 5 and 6
-    common = ["--env", "uci_application", "--warehouse", str(wh)]
+    marriage = Counter(r[4] for r in rows)  # 2: 1128, 1: 838, 3: 29, 0: 5 in the first 2000 rows
+    # marriage declared without categories: training fits them (the two commonest), the rest score as other
+    common = ["--env", "uci_application", "--warehouse", str(wh), "--set", "attributes.marriage.categories=[]",
+              "--set", "attributes.marriage.max_categories=2"]
     assert _run(ingest_table, [*common, "--input", str(csv), "--format", "csv", "--mapping",
                                str(REPO / "conf" / "mappings" / "uci_application.yaml")]) == 0
     s = _summary(wh, "ingest_table")
@@ -67,8 +71,9 @@ def test_an_application_data_set_runs_through_ingest_features_train_and_score(sp
     assert f["counts"]["rows"] == ROWS and f["counts"]["positives"] == positives
     assert f["counts"]["validation"]["customers"]["mapped"]["education_level"] == unknown_education
     assert f["details"]["channels"] == [] and f["details"]["T"] == 0
-    assert "education_level__other" in f["details"]["static_features"]
-    assert "pay_0" in f["details"]["static_features"] and "gender__2" in f["details"]["static_features"]
+    # categorical attributes stay text in the features table; training fits (here: confirms) their encoding
+    assert f["details"]["categorical_attributes"] == ["gender", "education_level", "marriage"]
+    assert "pay_0" in f["details"]["static_features"] and "gender" not in f["details"]["static_features"]
 
     train_argv = [*common, "--as-of", AS_OF.isoformat(), "--set", "train.tuning_trials=0",
                   *[a for kv in TINY_TRAIN_SETTINGS for a in ("--set", kv)]]
@@ -79,13 +84,27 @@ def test_an_application_data_set_runs_through_ingest_features_train_and_score(sp
     assert champion["key"] in ("plain_static", "focal_static")
     assert {r["key"] for r in champion["candidates"]} == {"plain_static", "focal_static"}
     assert t["details"]["metrics"][champion["name"]]["auc"] > 0.65
+    encoding = t["details"]["category_encoding"]
+    assert encoding["education_level"]["categories"] == ["1", "2", "3", "4"]  # the declared list, in its order
+    assert encoding["gender"] == {"categories": ["1", "2"], "other_rows": 0, "declared_without_rows": []}
+    assert encoding["marriage"]["categories"] == [c for c, _ in marriage.most_common(2)] == ["2", "1"]
+    assert 0 < encoding["marriage"]["other_rows"] <= marriage["3"] + marriage["0"]  # those in the training part
 
     assert _run(score_portfolio, [*common, "--score-date", AS_OF.isoformat()]) == 0
     scores = read_table(spark, table_ref(cfg, "scores"))
     assert scores.count() == ROWS
     # unseen at scoring = mapped to 'other' by the contract when the features were built
     mapped = f["counts"]["validation"]["customers"]["mapped"]
-    assert _summary(wh, "score_portfolio")["counts"]["unseen_categories"] == {
-        a: mapped[a] for a in ("gender", "education_level", "marriage")}
+    scored = _summary(wh, "score_portfolio")
+    assert scored["counts"]["unseen_categories"] == {"gender": mapped["gender"],
+                                                     "education_level": mapped["education_level"],
+                                                     "marriage": marriage["3"] + marriage["0"]}
+    assert "marriage" not in mapped  # no declared list: the contract keeps the text
+    # PSI checks every declared attribute, the categorical ones over their categories
+    declared = set(f["details"]["static_features"]) & {"limit_bal", "age_years", "pay_0", "bill_amt6"}
+    psi = scored["details"]["monitoring"]["psi"]["features"]
+    assert declared | {"gender", "education_level", "marriage"} <= set(psi)
+    assert psi["education_level"]["value"] == pytest.approx(0.0, abs=0.05)  # training rows vs all of them
     reasons = {r.reason_1 for r in scores.select("reason_1").distinct().collect()}
-    assert reasons and reasons <= set(f["details"]["static_features"]) | {None}
+    # reason codes name a categorical attribute, never one of its 0/1 features
+    assert reasons and reasons <= set(f["details"]["static_features"]) | set(encoding) | {None}

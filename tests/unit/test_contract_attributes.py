@@ -47,6 +47,15 @@ def test_customer_attributes_are_cast_checked_by_policy_and_unknown_categories_b
     assert sum(r.mapped_debt_ratio for r in clean) == 2
 
 
+def test_a_categorical_attribute_without_declared_categories_keeps_its_text_unmapped(spark):
+    attrs = {**ATTRS, "housing": AttributeConfig(kind="categorical")}
+    df = spark.createDataFrame([_row(1, 700.0, 0.5, "mortgage"), _row(2, 700.0, 0.5, None)], CUST_DDL)
+    tagged = df.transform(tag_rows("customers", AS_OF, attrs))
+    assert sorted((r.customer_id, r._rule, r.housing) for r in tagged.collect()) == [(1, None, "mortgage"),
+                                                                                     (2, None, None)]
+    assert "_mapped_housing" not in tagged.columns and "_mapped_debt_ratio" in tagged.columns  # never mapped
+
+
 def test_an_attribute_of_a_type_that_cannot_be_cast_fails_naming_table_column_and_rule(spark):
     attrs = {"bureau_score": AttributeConfig(kind="numeric")}
     bad = spark.createDataFrame([(1, "x")], "customer_id long, bureau_score string")
@@ -85,8 +94,11 @@ def test_attributes_come_from_the_snapshots_when_they_hold_the_column_else_from_
 def test_attribute_declarations_are_checked_naming_the_key():
     cfg = config_from_dict({"attributes": {"housing": {"kind": "categorical", "categories": ["own", 1]}}})
     assert cfg.attributes["housing"].categories == ("own", "1")
-    with pytest.raises(ConfigError, match="categorical attribute needs 'categories'"):
-        config_from_dict({"attributes": {"housing": {"kind": "categorical"}}})
+    # no declared categories: the training job fits them, keeping at most max_categories
+    free = config_from_dict({"attributes": {"housing": {"kind": "categorical"}}}).attributes["housing"]
+    assert free.categories == () and free.max_categories == 20
+    with pytest.raises(ConfigError, match="max_categories must be >= 1"):
+        config_from_dict({"attributes": {"housing": {"kind": "categorical", "max_categories": 0}}})
     with pytest.raises(ConfigError, match="attributes.Housing"):
         config_from_dict({"attributes": {"Housing": {"kind": "numeric"}}})
     with pytest.raises(ConfigError, match="unknown config key 'attributes.x.kinds'"):

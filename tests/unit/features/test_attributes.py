@@ -6,7 +6,7 @@ import pytest
 
 from credspark.config import config_from_dict
 from credspark.contract import CUSTOMERS, OUTCOMES
-from credspark.features.attributes import category_column, latest_snapshots
+from credspark.features.attributes import latest_snapshots
 from credspark.models.spec import FeatureSpec, SpecMismatchError
 from credspark.pipelines.features import build_feature_frames
 
@@ -50,19 +50,19 @@ def test_a_static_only_source_builds_attribute_features_with_no_sequence(spark):
                                   [D1, D2], _cfg(), observed_through=dt.date(2025, 12, 31))
     spec = frames.spec
     assert spec.static_only and spec.T == 0 and spec.channels == ()
-    housing = [category_column("housing", c) for c in ("own", "Rent-free", "other")]
-    assert housing == ["housing__own", "housing__rent_free", "housing__other"]
-    assert spec.static_names[-4:] == ["bureau_score", *housing]
-    assert spec.extra["attributes"]["housing"]["columns"] == housing
+    # a categorical attribute is a text column of the table, not a static feature: training encodes it
+    assert spec.static_names[-1] == "bureau_score" and "housing" not in spec.static_names
+    assert spec.extra["attributes"]["housing"]["categories"] == ["own", "Rent-free"]
     rows = {(r.customer_id, r.as_of_date): r for r in frames.features.collect()}
     # customer 2 opens after D1; customer 1 is in default (November) by D2
     assert sorted(rows) == [(1, D1), (2, D2), (3, D1), (3, D2), (4, D1), (4, D2)]
     r = rows[(1, D1)]
-    assert (r.bureau_score, r.housing__own, r.housing__rent_free, r.housing__other, r.label) == (700.0, 1, 0, 0, 1)
+    assert (r.bureau_score, r.housing, r.label) == (700.0, "own", 1)
     assert rows[(3, D1)].label == 0
-    assert rows[(2, D2)].bureau_score == 650.0 and rows[(2, D2)].housing__rent_free == 1
-    assert rows[(3, D2)].bureau_score is None and rows[(3, D2)].housing__other == 1  # snapshot after D2
-    assert (rows[(4, D1)].housing__own, rows[(4, D1)].housing__other) == (None, None)
+    assert rows[(2, D2)].bureau_score == 650.0 and rows[(2, D2)].housing == "Rent-free"
+    assert rows[(3, D2)].bureau_score is None  # its snapshot is after D2
+    assert rows[(3, D2)].housing == "rent-free"  # the text as given: the encoding makes it 'other'
+    assert rows[(4, D1)].housing is None
     assert list(r.seq) == [] and list(r.seq_mask) == []
     assert rows[(1, D1)].age == 45
 
@@ -76,3 +76,19 @@ def test_specs_whose_declared_attributes_differ_are_refused_naming_them():
     base.check_compatible(FeatureSpec.from_dict(base.to_dict()))
     with pytest.raises(ValueError, match="static-only"):
         FeatureSpec(static=(), channels=(), T=3)
+
+
+def test_a_features_table_built_with_other_categorical_declarations_is_a_different_feature_set():
+    from credspark.features.attributes import attribute_spec
+    from credspark.features.spec import feature_table_properties
+    from credspark.pipelines.features import _feature_set_differences
+
+    def spec(housing):
+        declared = config_from_dict({"attributes": {"housing": housing}}).attributes
+        return FeatureSpec(static=(), channels=(), T=0, extra={"attributes": attribute_spec(declared)})
+
+    built = feature_table_properties(spec({"kind": "categorical", "categories": ["own"]}), absent_sources=(),
+                                     left_out={}, horizon_months=1)
+    # the text column is the same, the static block too (empty): only the declarations tell them apart
+    assert _feature_set_differences(built, spec({"kind": "categorical", "categories": ["own"]})) == []
+    assert _feature_set_differences(built, spec({"kind": "categorical"})) == ["declared attributes"]

@@ -321,13 +321,18 @@ def test_oversample_reaches_the_ratio_exactly(cls, data):
     assert_valid(s, d, m, len(s))
 
 
-def test_oversample_adds_nothing_when_the_ratio_is_met(data):
+def test_oversample_adds_nothing_when_the_ratio_is_met_and_says_so(data, caplog):
     static, dynamic, y, _ = data
     model = ACTGAN(spec=SPEC, **TINY)
-    s, d, m, yy = model.oversample(static, dynamic, y, ratio=0.1)
+    with caplog.at_level(logging.WARNING, logger="credspark.models"):
+        s, d, m, yy = model.oversample(static, dynamic, y, ratio=0.1)
     assert len(s) == len(static) and np.all(m == 1) and m.dtype == np.uint8
     np.testing.assert_array_equal(yy, y)
     assert not hasattr(model, "generator_")  # no training needed
+    n_min, n_maj = int(y.sum()), int((y == 0).sum())
+    assert [r.getMessage() for r in caplog.records] == [
+        f"ACTGAN.oversample: minority / majority is already {n_min} / {n_maj} = {n_min / n_maj:.4f}, at or above "
+        "the ratio 0.1000; nothing generated, the model is not fitted"]
 
 
 @pytest.mark.parametrize("cls", GANS, ids=lambda c: c.__name__)

@@ -391,3 +391,29 @@ def test_a_network_the_encoder_cannot_fold_is_scored_eagerly(fitted, data, caplo
     assert "eager network" in caplog.text and "DoubledBlock" in caplog.text
     static, dynamic, mask, _ = data
     assert not np.allclose(embed(static, dynamic, mask), fitted.embed(static, dynamic, mask))
+
+
+def test_fit_trains_on_its_torch_threads_and_gives_the_callers_setting_back(data):
+    static, dynamic, mask, y = data
+    seen = []
+
+    class Probe(ResNetLSTM):
+        def loss_fn(self):
+            inner = super().loss_fn()
+
+            def loss(*args, **kwargs):
+                seen.append(torch.get_num_threads())
+                return inner(*args, **kwargs)
+
+            return loss
+
+    torch.set_num_threads(2)
+    try:
+        Probe(spec=SPEC, epochs=1, random_state=0, **TINY).fit(static[:50], dynamic[:50], mask[:50], y[:50])
+        assert seen and set(seen) == {1} and torch.get_num_threads() == 2  # the default: one thread
+        seen.clear()
+        Probe(spec=SPEC, epochs=1, random_state=0, torch_threads=None, **TINY).fit(
+            static[:50], dynamic[:50], mask[:50], y[:50])
+        assert seen and set(seen) == {2}  # None: the caller's setting
+    finally:
+        torch.set_num_threads(1)

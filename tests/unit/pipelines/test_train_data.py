@@ -119,7 +119,8 @@ def test_column_expr_reads_static_and_sequence_months(spark):
 @pytest.mark.spark
 def test_deep_step_imputation_matches_what_the_network_sees_for_missing_values(spark):
     from credspark.models._preprocess import HEAVY_TAIL_SKEW, InputPreprocessor
-    from credspark.pipelines._train_data import imputation_aggregates, imputation_values, with_imputed_static
+    from credspark.models.imputation import fill_missing_static, imputation_values
+    from credspark.pipelines._train_data import imputation_aggregates, with_imputed_static
 
     spec = FeatureSpec(static=(StaticFeature("normal", "continuous"), StaticFeature("skewed", "continuous"),
                                StaticFeature("count", "integer"), StaticFeature("code", "categorical", (1, 2, 3)),
@@ -142,8 +143,16 @@ def test_deep_step_imputation_matches_what_the_network_sees_for_missing_values(s
     assert values["normal"]["value"] == pytest.approx(np.nanmean(cols["normal"]))
     assert values["code"]["value"] == 2.0 and values["flag"]["value"] == 0.0 and values["empty"]["value"] == 0.0
     assert values["normal"]["missing_share"] == pytest.approx(np.isnan(cols["normal"]).mean())
+    # library use: the same rule from numpy statistics of the same array gives the same fill values
+    array = np.column_stack([cols[k] for k in spec.static_names])
+    filled_np, same = fill_missing_static(array, spec)
+    assert set(same) == set(values)
+    for k in values:
+        assert same[k]["value"] == pytest.approx(values[k]["value"], rel=1e-9), k
+        assert same[k]["missing_share"] == pytest.approx(values[k]["missing_share"]), k
     filled = df.transform(with_imputed_static(values))
     assert dict(filled.dtypes)["count"] == "int" and filled.where(F.col("normal").isNull()).count() == 0
+    np.testing.assert_allclose(filled_np, filled.toPandas()[spec.static_names].to_numpy(np.float64), rtol=1e-12)
     # The network's scaling, fitted on the filled training rows, maps a missing value at scoring time to the
     # same input as the filled value (exactly for linear columns; the skewed column is log-scaled).
     pdf = filled.toPandas()

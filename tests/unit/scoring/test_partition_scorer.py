@@ -248,3 +248,35 @@ def test_scoring_package_imports_no_pyspark():
                          cwd=Path(__file__).resolve().parents[3])
     assert out.returncode == 0, out.stderr[-2000:]
     assert out.stdout.strip().splitlines()[-1] == "[]"
+
+
+def test_a_bundle_with_a_categorical_attribute_names_the_attribute_or_its_configured_group(tmp_path):
+    from credspark.models.bundle import save_bundle
+    from credspark.models.focal_xgb import FocalXGBClassifier
+    from credspark.models.spec import StaticFeature
+
+    spec = FeatureSpec(static=(StaticFeature("debt_ratio"),
+                               *(StaticFeature(f"housing__{c}", "binary") for c in ("own", "rent", "other"))),
+                       channels=(), T=0, extra={"category_encoding": {"housing": ["own", "rent"]}})
+    rng = np.random.default_rng(0)
+    housing, debt = rng.integers(0, 3, 600), rng.normal(size=600)
+    y = ((housing == 2) | (debt > 1.0)).astype(int)  # 'other' housing or a high debt ratio defaults
+    static = np.column_stack([debt, np.eye(3)[housing]]).astype(np.float32)
+    clf = FocalXGBClassifier(n_estimators=30, max_depth=3, random_state=0, n_jobs=1,
+                             feature_names=spec.static_names).fit(static, y)
+    save_bundle(tmp_path / "b", spec=spec, embedder=None, classifier=clf, metadata={},
+                created_at="2026-01-01T00:00:00+00:00")
+    files = P.read_bundle_files(tmp_path / "b")
+    frame = pd.DataFrame({"customer_id": [1, 2], "as_of_date": [None, None], "debt_ratio": [0.0, 2.0],
+                          "housing__own": [0, 1], "housing__rent": [0, 0], "housing__other": [1, 0],
+                          "seq": [[], []], "seq_mask": [[], []]})
+    params = P.ScoreParams(digest=P.bundle_digest(files), spec=spec.to_dict(), n_reasons=2)
+    model = P.ScoringModel(P.load_bundle_from_files(files, expected_spec=spec))
+    assert model.reason_map.groups == ("debt_ratio", "housing")
+    out = P.score_frame(frame, model, params)
+    assert list(out["reason_1"]) == ["housing", "debt_ratio"]
+    groups = {"home": ("housing",), "debt": ("debt_ratio",)}
+    grouped = P.ScoringModel(P.load_bundle_from_files(files), reason_groups=groups)
+    out = P.score_frame(frame, grouped, P.ScoreParams(**{**params.__dict__, "reason_groups": tuple(groups.items())}))
+    assert list(out["reason_1"]) == ["home", "debt"]
+    assert set(out["reason_2"]) <= {"home", "debt", None}
