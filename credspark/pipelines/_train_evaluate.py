@@ -1,7 +1,7 @@
 """Training's evaluation through the scoring path: the staged champion bundle scores the held-out rows.
 
 The champion is chosen and calibrated on the validation part from the candidate step's probabilities
-(:func:`credspark.pipelines.candidates.evaluate_candidates`). Its bundle is then staged
+(:func:`credspark.pipelines._train_champion.evaluate_candidates`). Its bundle is then staged
 (:func:`credspark.pipelines._train_publish.stage_bundle`: written and read back, not in the model store yet) and
 the real validation and test rows go through the nightly scoring job's partition scorer
 (:class:`~credspark.scoring.partition.PartitionScorer`: the broadcast bundle bytes, the executor cache, the
@@ -83,7 +83,7 @@ def evaluate_through_scoring(
             ``pd_baseline``).
         files: The staged bundle's bytes (:func:`credspark.pipelines._train_publish.stage_bundle`).
         spec: The FeatureSpec.
-        champion: The chosen candidate (:class:`credspark.pipelines.candidates.Champion`).
+        champion: The chosen candidate (:class:`credspark.pipelines._train_champion.Champion`).
         cal: Its calibration map (as stored in the bundle).
         chosen: The candidate step's evaluation (its model names and their order are kept).
         n_held_out: Validation + test rows of the split (each must get exactly one score).

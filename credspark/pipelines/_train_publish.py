@@ -36,7 +36,7 @@ __all__ = ["Outcome", "stage_bundle", "publish", "real_vs_generated"]
 
 def _bundle_models(champ: Any, fitted: Fitted, trees: Mapping[str, Any], deep: DeepModels,
                    use_raw_static: bool) -> tuple[Any, Any, bool]:
-    from credspark.pipelines.candidates import champion_model
+    from credspark.pipelines._train_champion import champion_model
 
     return champion_model(champ, fitted.focal, trees, deep.embedder, use_raw_static)
 
@@ -47,7 +47,7 @@ def stage_bundle(spec: FeatureSpec, champ: Any, fitted: Fitted, trees: Mapping[s
 
     Args:
         spec: The FeatureSpec.
-        champ: The champion (:class:`credspark.pipelines.candidates.Champion`).
+        champ: The champion (:class:`credspark.pipelines._train_champion.Champion`).
         fitted: The fitted focal XGBoost and baseline.
         trees: The fitted tree-only candidates.
         deep: The deep models (the embedder).
@@ -103,7 +103,7 @@ class Outcome:
     distributions: dict[str, Any]
     real_vs_generated: dict[str, tuple[np.ndarray, np.ndarray]] | None
     imputed: dict[str, dict[str, float]]
-    champion: Any  # credspark.pipelines.candidates.Champion
+    champion: Any  # credspark.pipelines._train_champion.Champion
     trees: dict[str, Any]  # the fitted tree-only candidates
 
 
@@ -125,7 +125,7 @@ def publish(o: Outcome, staged: Mapping[str, bytes], cfg: Config, run: Run) -> A
     """
     from credspark.io.model_store import model_dir, publish_bundle, set_current
     from credspark.models.bundle import save_bundle
-    from credspark.pipelines.candidates import champion_report, report_models
+    from credspark.pipelines._train_champion import champion_report, report_models
     from credspark.reporting import TrainingReport, write_report
 
     tc, focal, base = cfg.train, o.fitted.focal, o.fitted.baseline

@@ -26,7 +26,7 @@ from pyspark.sql import DataFrame, SparkSession
 from pyspark.sql import functions as F
 
 from credspark.config import Config, FeaturesConfig
-from credspark.errors import ConfigError, MissingDataError
+from credspark.errors import MissingDataError
 from credspark.features.attributes import (
     SPEC_KEY,
     attribute_features,
@@ -44,7 +44,7 @@ from credspark.features.sequences import (
     sequence_rows,
     with_sequences,
 )
-from credspark.features.spec import PROP_SPEC, feature_table_properties, spec_from_table_properties
+from credspark.features.spec import PROP_SPEC, feature_table_properties
 from credspark.features.static import (
     profile_aggregations,
     static_aggregations,
@@ -52,7 +52,8 @@ from credspark.features.static import (
     with_profile_features,
 )
 from credspark.job_requests import FeaturesRequest
-from credspark.models.spec import FeatureSpec, SpecMismatchError
+from credspark.models.spec import FeatureSpec
+from credspark.pipelines._features_write import summarise_features, write_features
 from credspark.runner import JobResult, Run
 
 __all__ = ["FeatureFrames", "build_feature_frames", "build_features", "lookback_start"]
@@ -224,92 +225,6 @@ def _finish(features: DataFrame, inputs: Mapping[str, DataFrame], dates: tuple[d
 # ------------------------------------------------------------------------------------------------ the job
 
 
-def _feature_set_differences(old: Mapping[str, str], spec: FeatureSpec) -> list[str]:
-    """What differs between the existing table's feature set and this build's (empty = the same)."""
-    try:
-        old_spec = spec_from_table_properties(old)
-    except SpecMismatchError:
-        return ["feature spec (missing or unreadable on the existing table)"]
-    out = []
-    if old_spec.version != spec.version:
-        out.append(f"version {old_spec.version} vs {spec.version}")
-    if old_spec.T != spec.T:
-        out.append(f"T {old_spec.T} vs {spec.T}")
-    if old_spec.channels != spec.channels:
-        out.append("channels")
-    if old_spec.static != spec.static:
-        out.append("static columns")
-    # categorical attributes are text columns, not static features: their declarations are compared here
-    if old_spec.extra.get(SPEC_KEY, {}) != spec.extra.get(SPEC_KEY, {}):
-        out.append("declared attributes")
-    return out
-
-
-def _write(spark: SparkSession, cfg: Config, frames: FeatureFrames, run_id: str) -> str:
-    """Write the partitions in one commit; returns how (``partitions`` or ``table``)."""
-    from credspark.io.tables import (
-        get_properties,
-        overwrite_partitions,
-        overwrite_table,
-        partition_values,
-        set_properties,
-        table_exists,
-        table_ref,
-    )
-
-    ref = table_ref(cfg, cfg.tables.features)
-    mode = "partitions"
-    if table_exists(spark, ref):
-        old = get_properties(spark, ref)
-        differ = _feature_set_differences(old, frames.spec)
-        if differ:
-            others = sorted(set(partition_values(spark, ref, "as_of_date")) - set(frames.as_of_dates))
-            if others:
-                raise ConfigError(
-                    f"features table {ref.name}: {len(others)} other as-of date(s) (e.g. {others[0]}) were built "
-                    f"with a different feature set ({', '.join(differ)} differ); rebuild them in the same "
-                    "backfill, bump features.version into a new table (tables.features), or drop the table"
-                )
-            mode = "table"  # every existing partition is being rebuilt: replace the table, schema included
-        props = {k: v for k, v in frames.properties.items() if old.get(k) != v}
-    else:
-        props = dict(frames.properties)
-    if mode == "table":
-        overwrite_table(frames.features, ref, partition_by=["as_of_date"], user_metadata=run_id)
-    else:
-        overwrite_partitions(frames.features, ref, "as_of_date", frames.as_of_dates, user_metadata=run_id)
-    # A metadata-only commit, and only when something changed (a plain re-run adds no second commit).
-    set_properties(spark, ref, props)
-    return mode
-
-
-def _summarise(spark: SparkSession, cfg: Config, frames: FeatureFrames, run: Run) -> None:
-    """Per-date counts read back from the written partitions (a line per date in the log)."""
-    from credspark.io.tables import read_table, table_ref
-
-    table = read_table(spark, table_ref(cfg, cfg.tables.features))
-    stats = (
-        table.where(F.col("as_of_date").isin(list(frames.as_of_dates)))
-        .groupBy("as_of_date")
-        .agg(F.count(F.lit(1)).alias("rows"), F.count("label").alias("labelled"),
-             F.sum("label").alias("positives"))
-        .orderBy("as_of_date")
-        .collect()  # one row per as-of date
-    )
-    per_date = {}
-    for r in stats:
-        per_date[r["as_of_date"].isoformat()] = {
-            "rows": r["rows"], "labelled": r["labelled"], "positives": int(r["positives"] or 0)
-        }
-        log.info("features %s: %d rows, %d labelled, %d positive", r["as_of_date"], r["rows"], r["labelled"],
-                 int(r["positives"] or 0))
-    run.counts["rows"] = sum(v["rows"] for v in per_date.values())
-    run.counts["labelled"] = sum(v["labelled"] for v in per_date.values())
-    run.counts["positives"] = sum(v["positives"] for v in per_date.values())
-    run.counts["as_of_dates"] = len(frames.as_of_dates)
-    run.details["per_as_of_date"] = per_date
-
-
 def build_features(spark: SparkSession, cfg: Config, request: FeaturesRequest, run: Run) -> JobResult:
     """The feature job: validate the inputs, build the features of the as-of date(s), write them.
 
@@ -358,10 +273,10 @@ def build_features(spark: SparkSession, cfg: Config, request: FeaturesRequest, r
     log.info("features: building %d static columns and seq of T=%d x C=%d (%s)", frames.spec.n_static,
              frames.spec.T, frames.spec.C, ",".join(frames.spec.channels))
     with run.stage("build_and_write"):
-        mode = _write(spark, cfg, frames, run.run_id)
+        mode = write_features(spark, cfg, frames, run.run_id)
     run.details["write_mode"] = mode
     run.details["spec"] = json.loads(frames.properties[PROP_SPEC])
     with run.stage("summarise"):
-        _summarise(spark, cfg, frames, run)
+        summarise_features(spark, cfg, frames, run)
     log.info("features: wrote %d rows for %d as-of date(s) (%s)", run.counts["rows"], len(dates), mode)
     return run.result()

@@ -72,6 +72,7 @@ from credspark.io import warehouse
 from credspark.io.scratch import work_folder
 from credspark.io.tables import table_ref, table_version
 from credspark.job_requests import TrainRequest
+from credspark.pipelines._train_champion import evaluate_candidates
 from credspark.pipelines._train_data import (
     KEY_COLS,
     PART_COL,
@@ -96,7 +97,6 @@ from credspark.pipelines._train_steps import (
 from credspark.pipelines.candidates import (
     candidates_for_spec,
     configured_candidates,
-    evaluate_candidates,
     fit_tree_candidates,
     score_candidates,
     without_deep_models,

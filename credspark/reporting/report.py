@@ -59,7 +59,7 @@ class TrainingReport:
         importances: ``{title: {feature: gain}}``.
         real_vs_generated: ``{column: (real minority values, generated values)}``, or None.
         notes: Free-text remarks (e.g. which training backend ran).
-        candidates: The champion selection (``credspark.pipelines.candidates.Champion.to_dict()``: ``name``,
+        candidates: The champion selection (``credspark.pipelines._train_champion.Champion.to_dict()``: ``name``,
             ``metric``, ``margin``, ``reason`` and one ``candidates`` row per candidate with validation and test
             AUC and KS), or None.
     """

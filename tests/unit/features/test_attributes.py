@@ -81,7 +81,7 @@ def test_specs_whose_declared_attributes_differ_are_refused_naming_them():
 def test_a_features_table_built_with_other_categorical_declarations_is_a_different_feature_set():
     from credspark.features.attributes import attribute_spec
     from credspark.features.spec import feature_table_properties
-    from credspark.pipelines.features import _feature_set_differences
+    from credspark.pipelines._features_write import _feature_set_differences
 
     def spec(housing):
         declared = config_from_dict({"attributes": {"housing": housing}}).attributes
