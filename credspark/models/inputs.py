@@ -10,9 +10,9 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-from credspark.models.spec import FeatureSpec, SpecMismatchError
+from credspark.models.spec import FeatureSpec, SpecMismatchError, encoding_columns
 
-__all__ = ["SEQ_COLUMN", "MASK_COLUMN", "LABEL_COLUMN", "stack_array_column", "arrays_from_frame"]
+__all__ = ["SEQ_COLUMN", "MASK_COLUMN", "LABEL_COLUMN", "stack_array_column", "arrays_from_frame", "encode_categories"]
 
 SEQ_COLUMN = "seq"
 MASK_COLUMN = "seq_mask"
@@ -73,3 +73,33 @@ def arrays_from_frame(
     if pdf[LABEL_COLUMN].isna().any():
         raise SpecMismatchError("label: null labels cannot be used for training")
     return static, dynamic, mask, pdf[LABEL_COLUMN].to_numpy(dtype=np.int64)
+
+
+def encode_categories(pdf: pd.DataFrame, encoding: dict[str, list[str]]) -> pd.DataFrame:
+    """The pandas twin of :func:`credspark.features.encoding.with_category_encoding` (same columns, same values).
+
+    For rows that hold the categorical attributes as text (as the ``features`` table does): adds each
+    attribute's 0/1 features ``<name>__<category>`` and ``<name>__other`` after the existing columns; a null
+    value sets none of them (NaN). Columns already present are left as they are.
+
+    Args:
+        pdf: Feature rows.
+        encoding: ``{attribute: categories}`` (a FeatureSpec's ``category_encoding``).
+
+    Returns:
+        A new frame (``pdf`` is not modified).
+    """
+    added: dict[str, np.ndarray] = {}
+    for name, cats in encoding.items():
+        columns = encoding_columns(name, cats)
+        if all(c in pdf.columns for c in columns):
+            continue
+        if name not in pdf.columns:
+            raise SpecMismatchError(f"feature rows lack the categorical attribute column {name!r}")
+        raw = pdf[name]
+        isnull = raw.isna().to_numpy()
+        text = raw.astype(object).where(~isnull, None).map(lambda v: None if v is None else str(v)).to_numpy()
+        for cat, col in zip(cats, columns):
+            added[col] = np.where(isnull, np.nan, (text == cat).astype(np.float64))
+        added[columns[-1]] = np.where(isnull, np.nan, (~np.isin(text, list(cats))).astype(np.float64))
+    return pdf.assign(**added) if added else pdf

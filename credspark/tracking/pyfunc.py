@@ -10,8 +10,9 @@ weights loaded without pickle; the process tuned for scoring and torch/XGBoost h
 and ``score.xgb_threads``); ``predict`` is :func:`credspark.scoring.partition.score_frame`, the function the
 nightly job runs in ``mapInPandas``.
 
-Input: a pandas DataFrame of feature rows (``customer_id``, the static columns, ``seq``, ``seq_mask``), as
-the ``features`` table holds them. Output: ``customer_id, pd, score, risk_band, reason_1..reason_n``.
+Input: a pandas DataFrame of feature rows (``customer_id``, the static columns, the categorical attributes as
+text, ``seq``, ``seq_mask``), as the ``features`` table holds them. Output: ``customer_id, pd, score,
+risk_band, reason_1..reason_n``.
 """
 
 from __future__ import annotations
@@ -51,6 +52,9 @@ class CredsparkScoringModel(PythonModel):
         # The config loader checks the keys and types (an unknown key is an error that names it).
         sc = config_from_dict({"score": dict(context.model_config or {})}).score
         self._params = score_params(sc, bundle_digest(files), spec)
+        # Categorical attributes come as text, as the features table holds them; the bundle's encoding makes
+        # their 0/1 features (the scoring job does the same in Spark).
+        self._encoding = spec.category_encoding
         # The nightly job's worker path: process tuning, torch and XGBoost threads (score.torch_threads,
         # score.xgb_threads: other thread counts change float rounding, and near-ties of reason codes with it),
         # then load_bundle_from_files (hashes, FeatureSpec) and the per-process cache.
@@ -59,7 +63,9 @@ class CredsparkScoringModel(PythonModel):
     # No type hints here: MLflow would read them as an input schema and check every call against it.
     def predict(self, context, model_input, params=None):
         """Score feature rows: ``customer_id, pd, score, risk_band, reason_1..n`` (one row per input row)."""
+        from credspark.models.inputs import encode_categories
         from credspark.scoring.partition import score_frame
 
         pdf = model_input if isinstance(model_input, pd.DataFrame) else pd.DataFrame(model_input)
-        return score_frame(pdf.reset_index(drop=True), self._model, self._params)
+        pdf = encode_categories(pdf.reset_index(drop=True), self._encoding)
+        return score_frame(pdf, self._model, self._params)

@@ -56,3 +56,34 @@ def test_the_encoding_is_fitted_on_the_training_rows_and_unseen_values_encode_as
     got = {r.customer_id: (r.housing__own, r.housing__rent, r.housing__other, r.region__s, r.region__other, r.code)
            for r in out.collect()}
     assert got == {1: (0, 1, 0, 1, 0, 1.0), 2: (0, 0, 1, 0, 0, 2.0), 3: (None, None, None, None, None, None)}
+
+
+@pytest.mark.spark
+def test_the_pandas_twin_of_the_encoding_gives_the_spark_transforms_columns_and_values(spark):
+    import math
+
+    import pandas as pd
+
+    from credspark.models.inputs import encode_categories
+
+    encoding = {"housing": ["own", "Rent-free"], "region": ["3", "1"], "empty": []}
+    pdf = pd.DataFrame({"customer_id": [1, 2, 3, 4, 5],
+                        "housing": ["own", "Rent-free", "council", None, "other"],
+                        "region": pd.Series([3, 1, 2, 1, None], dtype=object),  # integers: Spark reads LongType
+                        "empty": ["a", None, "b", "c", "d"]})
+    spark_rows = (spark.createDataFrame(pdf.astype(object).where(pdf.notna(), None))
+                  .transform(with_category_encoding(encoding)).orderBy("customer_id").toPandas())
+    mine = encode_categories(pdf, encoding)
+    added = [c for c in spark_rows.columns if c not in pdf.columns]
+    assert added == [c for c in mine.columns if c not in pdf.columns]
+    assert added == ["housing__own", "housing__rent_free", "housing__other", "region__3", "region__1",
+                     "region__other", "empty__other"]
+    for col in added:
+        got = [None if math.isnan(v) else int(v) for v in mine[col]]
+        want = [None if v is None or (isinstance(v, float) and math.isnan(v)) else int(v) for v in spark_rows[col]]
+        assert got == want, col
+    # hand check: a council row is 'other', a null row sets nothing
+    assert mine.loc[2, ["housing__own", "housing__rent_free", "housing__other"]].tolist() == [0.0, 0.0, 1.0]
+    assert mine.loc[3, ["housing__own", "housing__rent_free", "housing__other"]].isna().all()
+    assert mine["region__3"].tolist()[:4] == [1.0, 0.0, 0.0, 0.0] and mine["region__other"].tolist()[:4] == [0, 0, 1, 0]
+    assert list(pdf.columns) == ["customer_id", "housing", "region", "empty"]  # input untouched
