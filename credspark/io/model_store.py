@@ -13,7 +13,6 @@ version folder without one.
 
 from __future__ import annotations
 
-import json
 import os
 import re
 import shutil
@@ -117,7 +116,7 @@ def read_bundle(bundle_dir: wh.Location) -> dict[str, bytes]:
     Raises:
         BundleError: Unreadable manifest, a listed file missing or an unsafe file name.
     """
-    from credspark.models.bundle import BundleError, check_relpath
+    from credspark.models.bundle import BundleError, check_relpath, manifest_files
     from credspark.scoring.partition import read_bundle_files
 
     if isinstance(bundle_dir, Path):
@@ -125,11 +124,9 @@ def read_bundle(bundle_dir: wh.Location) -> dict[str, bytes]:
     manifest = wh.join(bundle_dir, MANIFEST)
     try:
         raw = wh.read_bytes(manifest)
-        listed = json.loads(raw)["files"]
-    except (OSError, ValueError, KeyError, TypeError) as e:
+    except OSError as e:
         raise BundleError(f"{manifest}: cannot read the manifest's file list ({e})") from e
-    if not isinstance(listed, dict):
-        raise BundleError(f"{manifest}: field 'files' must be an object")
+    listed = manifest_files(raw, manifest)
     files = {MANIFEST: raw}
     for item in listed:
         rel = check_relpath(item, f"{manifest} files")

@@ -39,6 +39,7 @@ from credspark.models.focal_xgb import FocalXGBClassifier
 from credspark.models.spec import FeatureSpec, SpecMismatchError
 
 __all__ = [
+    "manifest_files",
     "BUNDLE_FORMAT",
     "BUNDLE_FORMAT_VERSION",
     "EMBEDDERS",
@@ -144,6 +145,25 @@ def _fsync_tree(root: Path) -> None:
             os.fsync(fd)
         finally:
             os.close(fd)
+
+
+def manifest_files(raw: bytes, where: object) -> dict[str, Any]:
+    """The ``files`` object of a manifest's bytes (listed path -> hash), before anything is verified.
+
+    Args:
+        raw: The manifest's bytes.
+        where: The manifest's location, for the error.
+
+    Raises:
+        BundleError: Unreadable JSON, no ``files`` field, or one that is not an object.
+    """
+    try:
+        listed = json.loads(raw)["files"]
+    except (ValueError, KeyError, TypeError) as e:
+        raise BundleError(f"{where}: cannot read the manifest's file list ({e})") from e
+    if not isinstance(listed, dict):
+        raise BundleError(f"{where}: field 'files' must be an object")
+    return listed
 
 
 def check_relpath(name: Any, where: str) -> PurePosixPath:

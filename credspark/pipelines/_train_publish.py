@@ -8,7 +8,6 @@ only past the gate.
 
 from __future__ import annotations
 
-import json
 import os
 import shutil
 import tempfile
@@ -23,7 +22,7 @@ from pyspark.sql import functions as F
 
 from credspark.config import Config
 from credspark.evaluation import BASELINE_NAME, PART_TRAIN, Evaluation, calibration_note
-from credspark.models.bundle import MANIFEST_FILE, BundleError
+from credspark.models.bundle import MANIFEST_FILE, BundleError, manifest_files
 from credspark.models.calibration import Calibrator
 from credspark.models.spec import FeatureSpec
 from credspark.pipelines._train_data import KEY_COLS, PART_COL, SplitPlan, column_expr
@@ -74,8 +73,8 @@ def stage_bundle(spec: FeatureSpec, champ: Any, fitted: Fitted, trees: Mapping[s
 
 def _check_same_models(staged: Mapping[str, bytes], folder: Path) -> None:
     """Refuse a published bundle whose model files are not byte for byte the staged ones the job evaluated."""
-    evaluated = json.loads(staged[MANIFEST_FILE])["files"]
-    written = json.loads((folder / MANIFEST_FILE).read_bytes())["files"]
+    evaluated = manifest_files(staged[MANIFEST_FILE], "the staged bundle")
+    written = manifest_files((folder / MANIFEST_FILE).read_bytes(), folder / MANIFEST_FILE)
     if written != evaluated:
         raise BundleError(f"{folder}: the model files differ from the staged bundle the training job evaluated "
                           f"({sorted(written)} vs {sorted(evaluated)})")

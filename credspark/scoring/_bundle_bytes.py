@@ -7,13 +7,20 @@ every Python worker loads the same bytes (:mod:`credspark.scoring.partition`). N
 from __future__ import annotations
 
 import hashlib
-import json
 import shutil
 import tempfile
 from collections.abc import Mapping
 from pathlib import Path
 
-from credspark.models.bundle import MANIFEST_FILE, Bundle, BundleError, check_relpath, listed_file, load_bundle
+from credspark.models.bundle import (
+    MANIFEST_FILE,
+    Bundle,
+    BundleError,
+    check_relpath,
+    listed_file,
+    load_bundle,
+    manifest_files,
+)
 from credspark.models.spec import FeatureSpec
 
 __all__ = ["BundleFiles", "read_bundle_files", "bundle_digest", "load_bundle_from_files"]
@@ -43,11 +50,9 @@ def read_bundle_files(directory: str | Path) -> dict[str, bytes]:
         raise BundleError(f"{manifest}: missing or not a regular file")
     try:
         raw = manifest.read_bytes()
-        listed = json.loads(raw)["files"]
-    except (OSError, ValueError, KeyError, TypeError) as e:
+    except OSError as e:
         raise BundleError(f"{manifest}: cannot read the manifest's file list ({e})") from e
-    if not isinstance(listed, dict):
-        raise BundleError(f"{manifest}: field 'files' must be an object")
+    listed = manifest_files(raw, manifest)
     files = {MANIFEST_FILE: raw}
     root_real = root.resolve()
     for name in listed:

@@ -25,19 +25,15 @@ import sys
 import time
 from pathlib import Path
 
+from tests.fixtures_models import TINY_TRAIN_SETTINGS
+
 REPO = Path(__file__).resolve().parents[2]
 MASTER = "local-cluster[2,1,1024]"
 AS_OF = dt.date(2025, 12, 31)
 
-#: Tiny model sizes for the job runs (``--set`` overrides).
+#: Tiny model sizes for the job runs (``--set`` overrides): the suite's, on this master with two XGBoost workers.
 JOB_SETTINGS = [
-    f"spark.master={MASTER}", "distributed.backend=local", "distributed.num_workers=1",
-    "resnet_lstm.epochs=2", "resnet_lstm.batch_size=64", "resnet_lstm.embedding_dim=6", "resnet_lstm.filters=[4,8]",
-    "resnet_lstm.lstm_hidden=4", "resnet_lstm.lr=0.003",
-    "actgan.epochs=2", "actgan.batch_size=64", "actgan.noise_dim=8", "actgan.generator_dims=[16]",
-    "actgan.discriminator_dims=[16]", "actgan.n_critic=2",
-    "xgb.num_workers=2", "xgb.n_estimators=30", "xgb.early_stopping_rounds=5", "xgb.learning_rate=0.2",
-    "xgb.timeout_s=120", "train.min_test_auc=0.5", "train.max_auc_below_baseline=0.5",
+    f"spark.master={MASTER}", *TINY_TRAIN_SETTINGS, "xgb.num_workers=2",
     # The paper pipeline alone: these checks are about its path (the champion job test covers the candidates).
     "train.candidates=[paper]",
 ]  # fmt: skip
