@@ -6,8 +6,7 @@ Points follow the usual scorecard scaling: with odds ``good:bad = (1 - pd) / pd`
 
 so a customer at the base odds gets ``base_points`` and every doubling of the odds adds ``PDO`` points
 (600 points at 50:1 with 20 PDO: 620 points at 100:1, 580 at 25:1). Higher points = lower risk.
-:func:`points_from_pd` is the formula in numpy, :func:`points_column` its Spark Column twin (pyspark is
-imported only when it is called).
+:func:`points_from_pd` is the formula (numpy); the scoring job applies it in its pandas UDF.
 """
 
 from __future__ import annotations
@@ -20,9 +19,9 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 if TYPE_CHECKING:
-    from pyspark.sql import Column
+    pass
 
-__all__ = ["PD_CLIP", "ScorecardScale", "points_from_pd", "points_column", "risk_bands"]
+__all__ = ["PD_CLIP", "ScorecardScale", "points_from_pd", "risk_bands"]
 
 #: pd is clipped to [PD_CLIP, 1 - PD_CLIP] before the log odds, so pd = 0 or 1 gives finite points
 #: (about +-300 points around the base at 20 PDO).
@@ -79,17 +78,6 @@ def points_from_pd(pd_: np.ndarray, scale: ScorecardScale) -> np.ndarray:
     """
     p = np.clip(np.asarray(pd_, dtype=np.float64), PD_CLIP, 1.0 - PD_CLIP)
     return scale.offset + scale.factor * (np.log1p(-p) - np.log(p))
-
-
-def points_column(pd_col: Column, scale: ScorecardScale) -> Column:
-    """Scorecard points of a probability column: :func:`points_from_pd` as a Spark expression (null for null/NaN)."""
-    from pyspark.sql import functions as F
-
-    pd_ = pd_col.cast("double")
-    # greatest/least skip nulls and rank NaN highest: a missing pd is kept missing explicitly, as in numpy.
-    p = F.least(F.greatest(pd_, F.lit(PD_CLIP)), F.lit(1.0 - PD_CLIP))
-    points = F.lit(scale.offset) + F.lit(scale.factor) * (F.log1p(-p) - F.log(p))
-    return F.when(pd_.isNull() | F.isnan(pd_), F.lit(None).cast("double")).otherwise(points)
 
 
 def risk_bands(points: np.ndarray, cutoffs: Sequence[float], labels: Sequence[str]) -> np.ndarray:
