@@ -92,11 +92,13 @@ def _registration_wait_s(sc: Any) -> float:
 def wait_for_slots(
     sc: Any, needed: int | None, limit_s: float, poll_s: float = 0.5, settle_s: float = 2.0
 ) -> SlotCount:
-    """Count the free slots, waiting (at most ``limit_s``) for executors that are still registering.
+    """Count the free slots, waiting (at most ``limit_s``) for registering executors and ending tasks.
 
     On a cluster the executors join seconds after the session starts. With ``needed`` set, this returns as
     soon as that many slots are free; with ``needed=None`` (``auto``) once at least one slot is free and
-    the capacity has not changed for ``settle_s``. Local masters never wait.
+    the capacity has not changed for ``settle_s``. A local master's capacity is fixed: it waits only when
+    ``needed`` fits the capacity and some slots are busy (e.g. the tasks of a barrier stage that just failed
+    are still ending), and returns at once when ``needed`` exceeds the capacity or is None.
 
     Args:
         sc: The SparkContext.
@@ -109,9 +111,14 @@ def wait_for_slots(
         The last count (the caller compares it with what it needs).
     """
     count = task_slots(sc)
-    if (sc.master or "").startswith("local") and not (sc.master or "").startswith("local-cluster"):
-        return count
     deadline = time.monotonic() + max(0.0, limit_s)
+    if (sc.master or "").startswith("local") and not (sc.master or "").startswith("local-cluster"):
+        if needed is None or needed > count.capacity:
+            return count
+        while count.free < needed and time.monotonic() < deadline:
+            time.sleep(poll_s)
+            count = task_slots(sc)
+        return count
     stable_since, last_capacity = time.monotonic(), count.capacity
     while time.monotonic() < deadline:
         if needed is not None and count.free >= needed:

@@ -40,6 +40,30 @@ def test_the_slot_count_is_the_schedulers_capacity_minus_the_running_tasks(spark
     worker.join()
 
 
+def test_a_barrier_run_waits_for_busy_slots_to_free_up_when_the_capacity_suffices(spark):
+    # As when a training run is re-launched right after a failed one whose barrier tasks are still ending.
+    from credspark.distributed.slots import wait_for_slots
+
+    sc = spark.sparkContext
+    worker = _busy(sc, 4.0)
+    deadline = time.monotonic() + 30
+    while task_slots(sc).running == 0 and time.monotonic() < deadline:
+        time.sleep(0.1)
+    t0 = time.monotonic()
+    count = wait_for_slots(sc, 2, limit_s=60)
+    waited = time.monotonic() - t0
+    worker.join()
+    assert count.free == 2 and 0.5 < waited < 30
+    # more than the capacity: no wait at all; a short limit bounds the wait
+    t0 = time.monotonic()
+    assert wait_for_slots(sc, 3, limit_s=60).free == 2 and time.monotonic() - t0 < 5
+    worker = _busy(sc, 4.0)
+    while task_slots(sc).running == 0 and time.monotonic() < deadline + 30:
+        time.sleep(0.1)
+    assert wait_for_slots(sc, 2, limit_s=0.5).free == 1
+    worker.join()
+
+
 def test_auto_takes_every_free_slot_and_the_local_backend_one(spark):
     both_auto = {"distributed": {"num_workers": "auto"}, "xgb": {"num_workers": "auto"}}
     cfg = plan_workers(spark, config_from_dict(both_auto))
