@@ -500,9 +500,11 @@ class ResNetLSTMConfig:
     embedding_dim: int = _f(32, "Fused embedding size.")
     filters: tuple[int, ...] = _f((16, 32, 64, 128), "Filters per ResNet stage.")
     blocks_per_stage: int = _f(1, "Residual blocks per stage.")
-    lstm_hidden: int = _f(64, "LSTM hidden size per direction.")
+    lstm_hidden: int = _f(64, "LSTM hidden size per direction (no LSTM is built for static-only features).")
     spatial_attention: bool = _f(True, "Spatial attention on the static branch.")
-    temporal_attention: bool = _f(True, "Temporal attention on the dynamic branch.")
+    temporal_attention: bool = _f(
+        True, "Temporal attention on the dynamic branch (static-only features have no dynamic branch)."
+    )
     dropout: float = _f(0.5, "Dropout before the classification head.")
 
 

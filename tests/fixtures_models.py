@@ -95,7 +95,8 @@ def feature_frame(spec: FeatureSpec, n: int, *, seed: int = 0, as_of: dt.date = 
         else:
             cols[f.name] = rng.lognormal(8, 1, size=n) if "limit" in f.name else rng.normal(size=n) + 0.5 * risk
     dyn = rng.normal(size=(n, spec.T, spec.C)).astype(np.float32)
-    dyn[:, :, 0] += risk[:, None].astype(np.float32)
+    if spec.C:  # a static-only spec (no channels) carries the signal in its static columns only
+        dyn[:, :, 0] += risk[:, None].astype(np.float32)
     mask = np.ones((n, spec.T), dtype=np.int8)
     mask[: n // 4, : spec.T // 2] = 0  # some customers are new: leading months unobserved
     dyn[mask == 0] = 0.0

@@ -36,7 +36,8 @@ def generated_arrow_schema(static_names: list[str]) -> pa.Schema:
 
 def _list_array(values: np.ndarray, width: int, n: int) -> pa.ListArray:
     # One flat buffer plus offsets: no per-row Python objects.
-    offsets = pa.array(np.arange(0, (n + 1) * width, width, dtype=np.int32))
+    # Multiplied rather than stepped: width is 0 for the empty sequence of a static-only source.
+    offsets = pa.array(np.arange(n + 1, dtype=np.int32) * np.int32(width))
     return pa.ListArray.from_arrays(offsets, pa.array(values.reshape(-1)))
 
 

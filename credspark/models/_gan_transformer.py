@@ -7,6 +7,9 @@ A customer row is flattened into one vector of columns:
 * one column ``n_observed_months`` in ``[0, T]`` that encodes the month mask (the trailing ``n`` months
   are observed).
 
+A static-only spec (no channels, ``T = 0``) has no dynamic values and a ``n_observed_months`` of one value,
+0: the rows are their static columns, and the generator's output for that column is a constant one-hot.
+
 Each column is encoded in one of two ways:
 
 * ``mode``: mode-specific normalisation as in CTGAN (Xu et al., 2019). A variational Gaussian mixture

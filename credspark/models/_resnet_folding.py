@@ -72,7 +72,8 @@ class FoldedEncoder:
     - spatial attention reads the final map as ``(n, L, channels)``: the channel max and mean reduce over
       contiguous memory and the weighted mean over positions is one batched matmul;
     - temporal attention takes numpy's float32 ``tanh`` (torch's is about 5x slower on this CPU) and pools
-      with a batched matmul; the BiLSTM and its packing of partly observed histories are the module's own.
+      with a batched matmul; the BiLSTM and its packing of partly observed histories are the module's own;
+    - a network without channels (static-only) has no sequence branch, here as in the module.
 
     Embeddings equal the eager module's up to float32 rounding (~1e-7). Built from the module's weights at
     construction (the LSTM, attention and fusion layers are shared, the folded convolutions are copies):
@@ -160,6 +161,8 @@ class FoldedEncoder:
         with torch.inference_mode():
             mask = mask.bool()
             s = self._static_vector(static)
+            if self._module.lstm is None:  # static-only: the fusion layer reads the static vector alone
+                return F.relu(self._module.fuse(s))
             d = self._dynamic_vector(dynamic, mask)
             return F.relu(self._module.fuse(torch.cat([s, d], dim=1)))
 
@@ -172,7 +175,7 @@ class FoldedEncoder:
         Args:
             module (nn.Module): The eager network to compare with (normally the one this was built from).
             n_static (int): Width of the scaled static vector.
-            T (int): Months per sequence.
+            T (int): Months per sequence (0 for a network without channels).
             rows (int): Probe rows (at least 2). Defaults to :data:`PROBE_ROWS`.
 
         Returns:
@@ -180,7 +183,8 @@ class FoldedEncoder:
         """
         gen = torch.Generator().manual_seed(0)
         static = torch.randn(rows, n_static, generator=gen)
-        dynamic = torch.randn(rows, T, self._module.lstm.input_size, generator=gen)
+        lstm = self._module.lstm
+        dynamic = torch.randn(rows, T, 0 if lstm is None else lstm.input_size, generator=gen)
         lengths = torch.arange(rows) % (T + 1)
         lengths[rows // 2 :] = T
         mask = torch.arange(T).unsqueeze(0) >= (T - lengths).unsqueeze(1)  # observed months are the latest

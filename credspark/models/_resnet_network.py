@@ -1,7 +1,9 @@
 """The ResNet-LSTM network.
 
 A 1-D conv ResNet with spatial attention reads the static features, a BiLSTM with temporal attention the
-monthly sequences; both are fused into an embedding and a logit.
+monthly sequences; both are fused into an embedding and a logit. Without sequence channels (a static-only
+source, ``n_channels=0``) the network is its static branch alone: no BiLSTM, no temporal attention, and the
+fusion layer reads the static vector only.
 """
 
 from __future__ import annotations
@@ -24,7 +26,8 @@ class ResNetLSTMModule(nn.Module):
 
     Args:
         n_static (int): Length of the scaled static vector (the 1-D signal length).
-        n_channels (int): Dynamic channels ``C``.
+        n_channels (int): Dynamic channels ``C``; 0 (a static-only source) builds no BiLSTM and no temporal
+            attention, and the embedding is read from the static branch alone.
         embedding_dim (int): Fused embedding size. Defaults to 32.
         filters (Sequence[int]): Filters per ResNet stage. Defaults to (16, 32, 64, 128).
         blocks_per_stage (int): Residual blocks per stage. Defaults to 1.
@@ -50,8 +53,8 @@ class ResNetLSTMModule(nn.Module):
         dropout: float = 0.5,
     ) -> None:
         super().__init__()
-        if n_static < 1 or n_channels < 1:
-            raise ValueError(f"need n_static >= 1 and n_channels >= 1, got {n_static}, {n_channels}")
+        if n_static < 1 or n_channels < 0:
+            raise ValueError(f"need n_static >= 1 and n_channels >= 0, got {n_static}, {n_channels}")
         if not filters or blocks_per_stage < 1:
             raise ValueError("need at least one stage and blocks_per_stage >= 1")
         blocks: list[nn.Module] = []
@@ -63,9 +66,10 @@ class ResNetLSTMModule(nn.Module):
         self.resnet = nn.Sequential(*blocks)
         # Switched-off attention has no parameters at all (None is not registered as a submodule).
         self.spatial = SpatialAttention1d() if spatial_attention else None
-        self.lstm = nn.LSTM(n_channels, lstm_hidden, batch_first=True, bidirectional=True)
-        self.temporal = TemporalAttention(2 * lstm_hidden) if temporal_attention else None
-        self.fuse = nn.Linear(in_ch + 2 * lstm_hidden, embedding_dim)
+        # No channels: no sequence branch at all (no parameters, nothing in the state dict).
+        self.lstm = nn.LSTM(n_channels, lstm_hidden, batch_first=True, bidirectional=True) if n_channels else None
+        self.temporal = TemporalAttention(2 * lstm_hidden) if temporal_attention and n_channels else None
+        self.fuse = nn.Linear(in_ch + (2 * lstm_hidden if n_channels else 0), embedding_dim)
         self.dropout = nn.Dropout(dropout)
         self.head = nn.Linear(embedding_dim, 1)
 
@@ -107,17 +111,21 @@ class ResNetLSTMModule(nn.Module):
 
         Args:
             static (Tensor): ``(n, n_static)`` scaled static vector.
-            dynamic (Tensor): ``(n, T, C)`` scaled sequence.
-            mask (Tensor): ``(n, T)`` bool/0-1, True for observed months.
-            return_attention (bool): Also return ``{"spatial": (n, L) | None, "temporal": (n, T) | None}``.
-                Defaults to False.
+            dynamic (Tensor): ``(n, T, C)`` scaled sequence (``(n, 0, 0)`` without channels: not read).
+            mask (Tensor): ``(n, T)`` bool/0-1, True for observed months (``(n, 0)`` without channels).
+            return_attention (bool): Also return ``{"spatial": (n, L) | None, "temporal": (n, T) | None}``
+                (temporal None without channels). Defaults to False.
 
         Returns:
             Tensor | tuple[Tensor, dict]: ``(n, embedding_dim)``, plus the attention weights if asked.
         """
         s, s_att = self._static_vector(static)
-        d, t_att = self._dynamic_vector(dynamic, mask)
-        z = F.relu(self.fuse(torch.cat([s, d], dim=1)))
+        if self.lstm is None:
+            t_att = None
+            z = F.relu(self.fuse(s))
+        else:
+            d, t_att = self._dynamic_vector(dynamic, mask)
+            z = F.relu(self.fuse(torch.cat([s, d], dim=1)))
         if return_attention:
             return z, {"spatial": s_att, "temporal": t_att}
         return z

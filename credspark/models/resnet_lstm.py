@@ -1,7 +1,7 @@
 """ResNet-LSTM, the paper's feature extractor, fused into an embedding.
 
 A 1-D conv ResNet with spatial attention reads the static features; a BiLSTM with temporal attention reads
-the monthly sequences.
+the monthly sequences (a static-only source has none: then only the static branch is built).
 
 Parts, each usable alone (the distributed launcher reuses the loop pieces with its own data feed), all
 importable from here:
@@ -73,7 +73,9 @@ class ResNetLSTM:
     Input layout: ``static`` float ``(n, n_static)`` with categoricals as integer codes, ``dynamic`` float
     ``(n, T, C)``, ``mask`` ``(n, T)`` with 1 for observed months (trailing), ``y`` int ``(n,)`` with
     1 = default. Inputs are scaled by an :class:`InputPreprocessor` fitted in :meth:`fit`; non-finite
-    inputs are replaced by 0 after scaling, so they never produce NaN outputs.
+    inputs are replaced by 0 after scaling, so they never produce NaN outputs. A static-only spec (no
+    channels, ``T = 0``) takes ``dynamic`` ``(n, 0, 0)`` and ``mask`` ``(n, 0)``; its network is the static
+    branch alone (no BiLSTM, no temporal attention: ``attention`` gives ``temporal`` None).
 
     Args:
         spec (FeatureSpec): Describes the static columns and the dynamic block.

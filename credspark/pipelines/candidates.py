@@ -23,7 +23,7 @@ from pyspark.sql import functions as F
 
 from credspark.config import Config
 from credspark.errors import ConfigError, InputError
-from credspark.models.champion import CANDIDATES, Candidate, candidates_from_config
+from credspark.models.champion import Candidate, candidates_from_config
 from credspark.models.spec import FeatureSpec
 from credspark.pipelines._train_data import (
     KEY_COLS,
@@ -38,7 +38,6 @@ from credspark.runner import Run
 __all__ = [
     "STATIC_COL",
     "configured_candidates",
-    "candidates_for_spec",
     "fit_tree_candidates",
     "score_candidates",
     "score_col",
@@ -65,31 +64,6 @@ def configured_candidates(cfg: Config) -> list[Candidate]:
         raise ConfigError(str(exc)) from exc
 
 
-def candidates_for_spec(candidates: Sequence[Candidate], spec: FeatureSpec, run: Run) -> list[Candidate]:
-    """The configured candidates the features allow: without a sequence (a static-only source) no embedder.
-
-    A skipped candidate is logged and reported (``details.skipped_candidates``: key -> reason).
-
-    Raises:
-        ConfigError: No configured candidate is left.
-    """
-    if not spec.static_only:
-        return list(candidates)
-    reason = ("the features have no sequence channels (static-only source): the ResNet-LSTM has no sequence "
-              "to read, so only the tree-only candidates run")
-    skipped = {c.key: reason for c in candidates if c.needs_embedder}
-    for key in skipped:
-        log.warning("train: candidate %s skipped: %s", key, reason)
-    kept = [c for c in candidates if not c.needs_embedder]
-    if not kept:
-        trees = sorted(k for k, c in CANDIDATES.items() if not c.needs_embedder)
-        raise ConfigError(f"train.candidates {[c.key for c in candidates]}: none can run on static-only features "
-                          f"(add a tree-only candidate: {trees})")
-    if skipped:
-        run.details["skipped_candidates"] = skipped
-    return kept
-
-
 # ------------------------------------------------------------------------------------------------ fit
 def fit_tree_candidates(
     emb: DataFrame, spec: FeatureSpec, candidates: Sequence[Candidate], cfg: Config, run: Run
@@ -100,7 +74,7 @@ def fit_tree_candidates(
         emb: The job's rows (real and, with the paper pipeline, generated) with the static columns, ``part``,
             ``label``, ``is_synthetic`` and ``is_valid``.
         spec: The FeatureSpec (static column order = the classifier's input order).
-        candidates: The configured candidates (those needing the embedder are skipped).
+        candidates: The configured candidates (those needing the embedder are fitted elsewhere and left out here).
         cfg: The job config (``xgb`` section; ``train.seed``, ``train.tuning_*``, ``train.monotone``).
         run: The run (best rounds and tuning under ``details.candidates``).
 

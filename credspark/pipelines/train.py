@@ -95,7 +95,6 @@ from credspark.pipelines._train_steps import (
     top_static,
 )
 from credspark.pipelines.candidates import (
-    candidates_for_spec,
     configured_candidates,
     fit_tree_candidates,
     score_candidates,
@@ -170,7 +169,6 @@ def train_model(spark: SparkSession, cfg: Config, request: TrainRequest, run: Ru
         with run.stage("read"):
             features, spec = read_training_rows(spark, cfg, plan.dates)
             features_version = table_version(spark, table_ref(cfg, cfg.tables.features))
-        candidates = candidates_for_spec(candidates, spec, run)  # static-only features: tree-only candidates
         with_paper = any(c.needs_embedder for c in candidates)
         with run.stage("split"):
             texts = list(categorical_attributes(spec))

@@ -74,11 +74,12 @@ def embedding_attribution(embedder: object) -> np.ndarray | None:
             K = a.shape[0]
             out = np.zeros((K, n_groups))
             for k in range(K):
-                gs, gd = torch.autograd.grad(a[k], (xs, xd), retain_graph=k < K - 1)
-                gs = gs.abs()[0].double().cpu().numpy()
-                gd = gd.abs()[0].double().cpu().numpy()  # (T, C)
+                # Static-only (no channels): the network does not read xd, so it has no gradient.
+                grads = torch.autograd.grad(a[k], (xs, xd) if spec.C else (xs,), retain_graph=k < K - 1)
+                gs = grads[0].abs()[0].double().cpu().numpy()
                 out[k, : spec.n_static] = np.bincount(owner, weights=gs, minlength=spec.n_static)
-                out[k, spec.n_static :] = gd.sum(axis=0)
+                if spec.C:
+                    out[k, spec.n_static :] = grads[1].abs()[0].double().cpu().numpy().sum(axis=0)  # (T, C) summed
     finally:
         hook.remove()
         module.train(was_training)

@@ -1,5 +1,6 @@
 """Bring your own data: the UCI file as an application data set through ingest_table -> build_features ->
-train (static-only: tree-only candidates) -> score_portfolio."""
+train (static-only: every candidate, the paper one with the ResNet-LSTM's static branch) -> score_portfolio,
+then train and score again with the paper candidate alone (its bundle carries a static-only embedder)."""
 
 from __future__ import annotations
 
@@ -75,14 +76,19 @@ def test_an_application_data_set_runs_through_ingest_features_train_and_score(sp
     assert f["details"]["categorical_attributes"] == ["gender", "education_level", "marriage"]
     assert "pay_0" in f["details"]["static_features"] and "gender" not in f["details"]["static_features"]
 
+    # oversample_ratio 0.4 (above the training part's 243/877): the ACTGAN generates rows here
     train_argv = [*common, "--as-of", AS_OF.isoformat(), "--set", "train.tuning_trials=0",
-                  *[a for kv in TINY_TRAIN_SETTINGS for a in ("--set", kv)]]
+                  *[a for kv in TINY_TRAIN_SETTINGS for a in ("--set", kv)],
+                  "--set", "distributed.oversample_ratio=0.4"]
     assert _run(train_job, train_argv) == 0, _summary(wh, "train").get("reason")
     t = _summary(wh, "train")
-    assert "paper" in t["details"]["skipped_candidates"]
+    # the paper candidate runs on static-only features: ACTGAN rows, the ResNet-LSTM's static branch, focal XGBoost
+    assert t["counts"]["generated_rows"] > 0 and {"actgan", "resnet_lstm"} <= set(t["details"]["deep"]["timings_s"])
     champion = t["details"]["champion"]
-    assert champion["key"] in ("plain_static", "focal_static")
-    assert {r["key"] for r in champion["candidates"]} == {"plain_static", "focal_static"}
+    assert {r["key"] for r in champion["candidates"]} == {"paper", "plain_static", "focal_static"}
+    paper = next(r for r in champion["candidates"] if r["key"] == "paper")
+    assert paper["valid_auc"] > 0.55 and paper["test_auc"] > 0.55  # it learned something from the attributes
+    assert "focal XGBoost on ResNet-LSTM" in t["details"]["metrics"]
     assert t["details"]["metrics"][champion["name"]]["auc"] > 0.65
     encoding = t["details"]["category_encoding"]
     assert encoding["education_level"]["categories"] == ["1", "2", "3", "4"]  # the declared list, in its order
@@ -108,3 +114,19 @@ def test_an_application_data_set_runs_through_ingest_features_train_and_score(sp
     reasons = {r.reason_1 for r in scores.select("reason_1").distinct().collect()}
     # reason codes name a categorical attribute, never one of its 0/1 features
     assert reasons and reasons <= set(f["details"]["static_features"]) | set(encoding) | {None}
+
+    # The paper candidate alone: its bundle (a ResNet-LSTM without a sequence branch + focal XGBoost) is
+    # published and the scoring job embeds the static features with it.
+    assert _run(train_job, [*train_argv, "--set", "train.candidates=[paper]"]) == 0, _summary(wh, "train").get("reason")
+    t = _summary(wh, "train")
+    assert t["details"]["champion"]["key"] == "paper"
+    bundle = Path(t["details"]["bundle"])
+    meta = json.loads(next(bundle.rglob("resnet_lstm.json")).read_text())
+    assert meta["module_kwargs"]["n_channels"] == 0 and meta["spec"]["T"] == 0
+    assert _run(score_portfolio, [*common, "--score-date", AS_OF.isoformat()]) == 0
+    scored = _summary(wh, "score_portfolio")
+    assert scored["details"]["model_version"] == t["details"]["version"]
+    scores = read_table(spark, table_ref(cfg, "scores")).where(f"model_version = '{t['details']['version']}'")
+    assert scores.count() == ROWS and scores.where("pd IS NULL").count() == 0
+    reasons = {r.reason_1 for r in scores.select("reason_1").distinct().collect()}
+    assert reasons - {None} and reasons <= set(f["details"]["static_features"]) | set(encoding) | {None}

@@ -24,6 +24,7 @@ from credspark.distributed.train_fns import WorkerOptions, train_actgan_worker, 
 from credspark.models.actgan import ACTGAN
 from credspark.models.inputs import arrays_from_frame
 from credspark.models.resnet_lstm import ResNetLSTM
+from credspark.models.spec import FeatureSpec
 from tests.fixtures_models import feature_frame, tiny_spec
 
 torch.set_num_threads(1)
@@ -208,3 +209,27 @@ def test_a_checkpoint_without_a_fingerprint_is_another_format_and_not_resumed(tm
     with pytest.raises(CheckpointMismatchError, match="format: checkpoint 1, this run 2"):
         checkpoint_to_resume(tmp_path, None)
     assert checkpoint_to_resume(tmp_path, None, on_mismatch="restart") is None
+
+
+def test_static_only_rows_train_both_workers_and_generate_rows_with_an_empty_sequence(tmp_path):
+    spec = FeatureSpec(static=SPEC.static, channels=(), T=0)
+    pdf = feature_frame(spec, 320, seed=2)
+    assert all(len(s) == 0 for s in pdf["seq"]) and all(len(m) == 0 for m in pdf["seq_mask"])
+    path = tmp_path / "part-0.parquet"
+    pq.write_table(pa.Table.from_pandas(pdf[feed_columns(spec)], preserve_index=False), path, row_group_size=80)
+    handle = ArrowFeed((str(path),), spec, batch_size=64, seed=4)
+    rl = launch(train_resnet_lstm_worker, backend="local", num_workers=1,
+                args=(handle, handle, RL_PARAMS, _opts(tmp_path, "rl", 2)))
+    model = ResNetLSTM.load(rl["model_dir"])
+    assert model.module_.lstm is None and len(rl["history"]["valid_auc"]) == 2
+    static, dynamic, mask = arrays_from_frame(pdf, spec)
+    assert dynamic.shape == (320, 0, 0)
+    assert model.embed(static, dynamic, mask).shape == (320, 6)
+    gan = launch(train_actgan_worker, backend="local", num_workers=1,
+                 args=(handle, GAN_PARAMS, _opts(tmp_path, "gan", 1)))
+    ids = [pa.RecordBatch.from_pydict({"id": pa.array(np.arange(6), pa.int64())})]
+    table = pa.Table.from_batches(list(generate_partition(iter(ids), model_dir=gan["model_dir"], seed=1)))
+    assert table.schema.equals(generated_arrow_schema(spec.static_names))
+    batch = batch_from_table(table, spec)
+    assert len(batch) == 6 and batch.dynamic.shape == (6, 0, 0) and batch.mask.shape == (6, 0)
+    assert set(np.unique(batch.static[:, spec.static_names.index("sex")])) <= {1, 2}

@@ -382,3 +382,33 @@ def test_actgan_learns_the_class_conditional_shift():
     assert abs(fake - real_min) < abs(fake - real_maj), (fake, real_min, real_maj)
     fake0 = model.sample(400, label=0)[0][:, 0].mean()
     assert abs(fake0 - real_maj) < abs(fake0 - real_min), (fake0, real_min, real_maj)
+
+
+# ---------------------------------------------------------------- static-only sources (no channels, T = 0)
+STATIC_SPEC = FeatureSpec(static=SPEC.static, channels=(), T=0)
+
+
+def test_actgan_on_static_only_rows_generates_valid_rows_of_the_class_and_round_trips(tmp_path):
+    static, _, y, _ = toy_problem(n=400, seed=1)
+    dynamic, mask = np.zeros((400, 0, 0), np.float32), np.zeros((400, 0), np.uint8)
+    model = ACTGAN(
+        spec=STATIC_SPEC, epochs=15, batch_size=50, noise_dim=16, generator_dims=(32, 32),
+        discriminator_dims=(32, 32), lr=1e-3, random_state=0,
+    )  # fmt: skip
+    model.fit(static, dynamic, y, mask)
+    assert len(model.discriminator_.cross) == 3  # the cross layers and the auxiliary head still run
+    assert all(np.isfinite(r["g_loss"]) and np.isfinite(r["d_loss"]) for r in model.history_)
+    s, d, m = model.sample(300, label=1)
+    assert s.shape == (300, 4) and d.shape == (300, 0, 0) and m.shape == (300, 0)
+    assert s.dtype == np.float64 and d.dtype == np.float32 and m.dtype == np.uint8
+    assert set(np.unique(s[:, 1])) <= {0, 1, 2} and set(np.unique(s[:, 3])) <= {0, 1}
+    assert np.all(s[:, 2] == np.round(s[:, 2])) and np.all((s[:, 2] >= 18) & (s[:, 2] <= 99))
+    real_min, real_maj = static[y == 1, 0].mean(), static[y == 0, 0].mean()
+    assert abs(s[:, 0].mean() - real_min) < abs(s[:, 0].mean() - real_maj)  # conditioned on the minority
+    out_s, out_d, out_m, out_y = model.oversample(static, dynamic, y, mask, ratio=0.5)
+    assert out_d.shape == (len(out_s), 0, 0) and out_m.shape == (len(out_s), 0)
+    assert out_y.sum() == n_new_minority(int(y.sum()), int((y == 0).sum()), 0.5) + y.sum()
+    model.save(tmp_path / "m")
+    loaded = ACTGAN.load(tmp_path / "m")
+    for u, v in zip(loaded.sample(50, label=1), model.sample(50, label=1)):
+        np.testing.assert_array_equal(u, v)

@@ -43,3 +43,13 @@ def test_wrong_lengths_and_missing_columns_are_named():
 
 def test_stack_empty():
     assert stack_array_column(pd.Series([], dtype=object), 4).shape == (0, 4)
+
+
+def test_a_static_only_frame_gives_an_empty_dynamic_block_and_refuses_a_sequence():
+    spec = FeatureSpec(static=SPEC.static, channels=(), T=0)
+    frame = _frame().assign(seq=[np.zeros(0, np.float32)] * 2, seq_mask=[np.zeros(0, np.int8)] * 2)
+    static, dynamic, mask = arrays_from_frame(frame, spec)
+    assert static.shape == (2, 2) and dynamic.shape == (2, 0, 0) and mask.shape == (2, 0)
+    assert dynamic.dtype == np.float32 and mask.dtype == np.uint8
+    with pytest.raises(SpecMismatchError, match="seq"):  # the rows of a source with a sequence
+        arrays_from_frame(_frame(), spec)

@@ -417,3 +417,60 @@ def test_fit_trains_on_its_torch_threads_and_gives_the_callers_setting_back(data
         assert seen and set(seen) == {2}  # None: the caller's setting
     finally:
         torch.set_num_threads(1)
+
+
+# ------------------------------------------------------------------ static-only sources (no channels, T = 0)
+STATIC_SPEC = FeatureSpec(static=SPEC.static, channels=(), T=0)
+
+
+def make_static_data(n, seed):
+    """Static-only rows; the label follows the (log) limit and education level 3, plus noise."""
+    rng = np.random.default_rng(seed)
+    static = np.c_[
+        rng.lognormal(10, 1, n), rng.integers(1, 4, n), rng.integers(20, 70, n), rng.integers(0, 2, n)
+    ].astype(float)
+    logit = 2.0 * (np.log(static[:, 0]) - 10.0) + 1.5 * (static[:, 1] == 3) - 0.5
+    y = (rng.random(n) < 1.0 / (1.0 + np.exp(-logit))).astype(int)
+    return static, np.zeros((n, 0, 0)), np.zeros((n, 0), np.uint8), y
+
+
+def test_a_network_without_channels_has_no_sequence_branch_and_reads_the_static_vector_only():
+    torch.manual_seed(0)
+    module = build_module(n_static=6, n_channels=0, filters=[4, 8], lstm_hidden=8, embedding_dim=5).eval()
+    names = [n for n, _ in module.named_parameters()]
+    assert module.lstm is None and module.temporal is None
+    assert not any(n.startswith(("lstm.", "temporal.")) for n in names)
+    assert module.fuse.in_features == 8  # the last ResNet stage's width, no 2 * lstm_hidden
+    with_channels = build_module(n_static=6, n_channels=2, filters=[4, 8], lstm_hidden=8, embedding_dim=5)
+    assert sum(p.numel() for p in with_channels.parameters()) > sum(p.numel() for p in module.parameters())
+    static = torch.randn(7, 6)
+    z, att = module.encode(static, torch.zeros(7, 0, 0), torch.zeros(7, 0, dtype=torch.bool), return_attention=True)
+    assert z.shape == (7, 5) and att["temporal"] is None and att["spatial"].shape == (7, 6)
+    logits = module(static, torch.zeros(7, 0, 0), torch.zeros(7, 0))
+    assert logits.shape == (7,) and torch.isfinite(logits).all()
+    # the embedding moves with the static input (the fusion layer reads it)
+    assert not torch.allclose(module.encode(static + 1.0, torch.zeros(7, 0, 0), torch.zeros(7, 0)), z)
+    folded = FoldedEncoder(module)
+    assert folded.gap_to(module, n_static=6, T=0) <= PROBE_TOLERANCE
+
+
+def test_a_static_only_estimator_learns_the_static_signal_and_round_trips(tmp_path):
+    train, valid = make_static_data(1200, 0), make_static_data(600, 1)
+    model = ResNetLSTM(spec=STATIC_SPEC, **TINY, epochs=8, lr=3e-3, random_state=0).fit(*train, valid=valid)
+    assert model.module_kwargs_["n_channels"] == 0 and model.module_.lstm is None
+    assert roc_auc(valid[3], model.predict_proba(*valid[:3])) > 0.7
+    assert max(model.history_["valid_auc"]) > 0.7
+    emb = model.embed(*valid[:3])
+    assert emb.shape == (600, TINY["embedding_dim"]) and np.isfinite(emb).all()
+    att = model.attention(*(a[:5] for a in valid[:3]))
+    assert att["temporal"] is None and att["spatial"].shape[0] == 5
+    np.testing.assert_allclose(model.inference_embedder()(*valid[:3]), emb, atol=1e-5)
+    files = model.save(tmp_path)
+    assert sorted(files) == sorted([WEIGHTS_FILE, META_FILE])
+    meta = json.loads((tmp_path / META_FILE).read_text())
+    assert meta["module_kwargs"]["n_channels"] == 0 and meta["preprocessor"]["dynamic_mean"] == []
+    loaded = ResNetLSTM.load(tmp_path)
+    assert loaded.module_.lstm is None
+    np.testing.assert_array_equal(loaded.embed(*valid[:3]), emb)
+    with pytest.raises(SpecMismatchError, match="dynamic block"):  # a sequence where the spec has none
+        model.embed(valid[0], np.zeros((600, 1, 1)), np.ones((600, 1), np.uint8))

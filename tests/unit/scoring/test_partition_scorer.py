@@ -280,3 +280,23 @@ def test_a_bundle_with_a_categorical_attribute_names_the_attribute_or_its_config
     out = P.score_frame(frame, grouped, P.ScoreParams(**{**params.__dict__, "reason_groups": tuple(groups.items())}))
     assert list(out["reason_1"]) == ["home", "debt"]
     assert set(out["reason_2"]) <= {"home", "debt", None}
+
+
+def test_a_bundle_whose_embedder_was_trained_on_static_only_features_scores_with_named_reasons(tmp_path):
+    spec = FeatureSpec(static=SPEC.static, channels=(), T=0)
+    bundle_dir = publish_tiny_bundle(tmp_path, "m", "static", spec, feature_frame(spec, 300, seed=1),
+                                     make_current=False, embedder_kwargs={"epochs": 3, "lr": 3e-3})
+    rows = feature_frame(spec, 200, seed=7, first_id=1000)
+    files = P.read_bundle_files(bundle_dir)
+    model = P.ScoringModel(P.load_bundle_from_files(files, expected_spec=spec))
+    assert model.bundle.embedder.module_.lstm is None
+    reference = load_bundle(bundle_dir, expected_spec=spec)
+    static, dynamic, mask = arrays_from_frame(rows, spec)
+    assert dynamic.shape == (200, 0, 0)
+    out = P.score_frame(rows, model, P.ScoreParams(digest=P.bundle_digest(files), spec=spec.to_dict()))
+    assert np.abs(out["pd"].to_numpy() - reference.predict_proba(static, dynamic, mask)).max() < 1e-6
+    att = embedding_attribution(model.bundle.embedder)
+    assert att.shape == (model.bundle.embedding_dim, spec.n_static)  # no sequence group
+    np.testing.assert_allclose(att.sum(axis=1)[att.sum(axis=1) > 0], 1.0)
+    assert model.reason_map.groups == tuple(spec.static_names)
+    assert out["reason_1"].notna().any() and set(out["reason_1"].dropna()) <= set(spec.static_names)
