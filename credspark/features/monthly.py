@@ -139,6 +139,7 @@ def month_rows(sources: Mapping[str, DataFrame], months: Sequence[int]) -> DataF
 def activity_for_as_of(
     stored: DataFrame,
     *,
+    open_month: DataFrame | None = None,
     customers: DataFrame | None,
     present_sources: Iterable[str],
     until: dt.date,
@@ -147,8 +148,10 @@ def activity_for_as_of(
     """The rows the feature aggregation reads, from stored months (the counterpart of ``monthly_activity``).
 
     Args:
-        stored: Rows in :data:`MONTHLY_SCHEMA` of every month up to ``until``'s month (the as-of month may be
-            computed for this build and unioned in); no later month.
+        stored: Rows in :data:`MONTHLY_SCHEMA` of every stored month up to ``until``'s month; no later month.
+        open_month: Rows in :data:`MONTHLY_SCHEMA` of the as-of month computed for this build (None = stored).
+            They enter the lookback rows only: the as-of month is never older than the lookback, so the
+            bucket of older months never reads them (and their source rows are scanned once).
         customers: Clean customers table (None = absent: no profile rows).
         present_sources: Input tables that exist (the columns of the others are left out, as
             ``monthly_activity`` leaves them out).
@@ -165,6 +168,8 @@ def activity_for_as_of(
     cols = _columns_of(present)
     bucket = lookback_start_month - 1
     recent = stored.where(F.col("month") >= F.lit(lookback_start_month)).select(*cols)
+    if open_month is not None:
+        recent = recent.unionByName(open_month.select(*cols))
     old_aggs = [F.min("first_month").alias("first_month")]
     if "statements" in present:
         latest = F.when(F.col("credit_limit").isNotNull(), F.col("month"))

@@ -183,15 +183,23 @@ def _profile_rows(customers: DataFrame, until: dt.date) -> DataFrame:
     )
 
 
+#: Amounts are summed in whole units of 1/AMOUNT_UNITS (exact integer sums): a month's total then does not depend
+#: on the order Spark adds its rows in, which follows the files and tasks holding them (an incremental build
+#: reading only recent files and a from-scratch build reading all of them give the same bits).
+AMOUNT_UNITS = 10_000
+
+
 def _transaction_aggregations(is_txn: Column) -> list[Column]:
-    typ, amount = F.col("txn_type"), F.col("amount")
+    typ = F.col("txn_type")
+    units = F.round(F.col("amount") * F.lit(AMOUNT_UNITS)).cast("long")
     aggs = [
         F.count(F.when(is_txn, 1)).cast("double").alias("txn_count"),
         F.count(F.when(typ == "purchase", 1)).cast("double").alias("purchase_count"),
     ]
     for t in TXN_TYPES:
         # coalesce: a month with transactions of other types has 0.0 of this one, not "unknown".
-        aggs.append(F.coalesce(F.sum(F.when(typ == t, amount)), F.lit(0.0)).alias(f"{t}_amount"))
+        total = F.sum(F.when(typ == t, units)) / F.lit(float(AMOUNT_UNITS))
+        aggs.append(F.coalesce(total, F.lit(0.0)).alias(f"{t}_amount"))
     return aggs
 
 

@@ -237,21 +237,25 @@ def build_features(spark: SparkSession, cfg: Config, request: FeaturesRequest, r
     Returns:
         Exit code 0 with the counts and details (errors raise and become exit codes in the job runner).
     """
-    from credspark.pipelines.monthly import source_versions, update_monthly_activity
+    from credspark.pipelines.monthly import early_plan, events_from, source_versions, update_monthly_activity
     from credspark.pipelines.validate import outcomes_observed_through, validate_inputs
 
     dates = list(request.as_of_dates)
     log.info("features: %d as-of date(s) %s .. %s", len(dates), dates[0], dates[-1])
     versions = source_versions(spark, cfg)  # before the inputs are read (see source_versions)
+    # With the earlier months stored, only the rows of the months this run computes are read and validated.
+    events = {s: None for s, v in versions.items() if v is not None}
+    plan = early_plan(spark, cfg, events, dates, versions, rebuild=request.rebuild_months) if events else None
     # validate_inputs times itself (stage "validate"); it is lazy: the build below re-reads the clean rows.
-    inputs = validate_inputs(spark, cfg, dates[-1], run.run_id, run)
+    inputs = validate_inputs(spark, cfg, dates[-1], run.run_id, run,
+                             events_from=None if plan is None else events_from(plan, dates[-1]))
     observed = outcomes_observed_through(spark, cfg)
     monthly_rows = None
     if any(s in inputs for s in ("transactions", "statements")):  # static-only sources have no monthly rows
         with run.stage("monthly_activity"):
             monthly = update_monthly_activity(
                 spark, cfg, inputs, dates, versions, lookback_start_month=lookback_start(dates, cfg.features),
-                run_id=run.run_id, rebuild=request.rebuild_months)
+                run_id=run.run_id, rebuild=request.rebuild_months, plan=plan)
         run.details["monthly_activity"] = monthly.plan.summary()
         monthly_rows = monthly.rows
     with run.stage("plan"):

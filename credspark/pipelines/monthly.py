@@ -19,6 +19,7 @@ it is set after the data commit, so a run that dies in between leaves months tha
 
 from __future__ import annotations
 
+import datetime as dt
 import logging
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
@@ -30,9 +31,11 @@ from credspark.config import Config
 from credspark.dates import month_index_of
 from credspark.features.monthly import (
     MONTHLY_SCHEMA,
+    MONTHLY_SOURCES,
     activity_for_as_of,
     month_label,
     month_rows,
+    month_start_date,
 )
 from credspark.io.delta_retry import overwrite_partitions_retrying
 from credspark.io.tables import (
@@ -51,7 +54,7 @@ from credspark.pipelines.monthly_plan import (
     source_versions,
 )
 
-__all__ = ["MonthlyActivity", "update_monthly_activity", "source_versions"]
+__all__ = ["MonthlyActivity", "update_monthly_activity", "source_versions", "early_plan", "events_from", "stored_state"]
 
 log = logging.getLogger("credspark.features.monthly")
 
@@ -67,6 +70,52 @@ def _record_state(spark: SparkSession, ref: TableRef, seen: MonthlyState | None,
         state = MonthlyState(min(now.first, mine.first), max(now.last, mine.last), versions)
     if now != state:
         set_properties(spark, ref, {STATE_PROPERTY: state.to_json()})
+
+
+def stored_state(spark: SparkSession, ref: TableRef) -> MonthlyState | None:
+    """The monthly table's recorded state (None = no table, or no usable state: everything is computed)."""
+    return MonthlyState.from_json(get_properties(spark, ref).get(STATE_PROPERTY)) if table_exists(spark, ref) \
+        else None
+
+
+def early_plan(
+    spark: SparkSession,
+    cfg: Config,
+    sources: Mapping[str, DataFrame],
+    as_of_dates: Sequence,
+    versions: Mapping[str, int | None],
+    *,
+    rebuild: tuple[int, int] | None = None,
+) -> MonthlyPlan | None:
+    """The plan, made before the inputs are validated, when the table's state allows it (else None).
+
+    With a stored state the plan needs no source row, only the sources' presence and change data feed, so the
+    feature job can validate just the source rows of the months it computes (:func:`events_from`). Without
+    one (first build, or the set of sources changed) every month is computed and every row validated: None.
+
+    Args:
+        spark: The session.
+        cfg: Job config.
+        sources: The source tables that exist, by name (only their presence is read).
+        as_of_dates: The build's as-of dates, ascending.
+        versions: :func:`source_versions`, read before the inputs.
+        rebuild: Month-index range to recompute (``--rebuild-monthly``).
+    """
+    seen = stored_state(spark, table_ref(cfg, cfg.tables.monthly_activity))
+    present = {s for s in MONTHLY_SOURCES if s in sources}
+    if seen is None or set(seen.versions) != present:
+        return None
+    return plan_months(spark, cfg, sources, month_index_of(as_of_dates[-1]), versions, stored=seen,
+                       rebuild=rebuild)
+
+
+def events_from(plan: MonthlyPlan, as_of: dt.date) -> dt.date:
+    """First day of the oldest month whose source rows the build reads (the computed and open months).
+
+    When it reads none (every month it needs is stored), the day after ``as_of``: no event row is needed.
+    """
+    months = [*plan.compute, *([] if plan.open_month is None else [plan.open_month])]
+    return month_start_date(min(months)) if months else as_of + dt.timedelta(days=1)
 
 
 @dataclass(frozen=True)
@@ -94,6 +143,7 @@ def update_monthly_activity(
     lookback_start_month: int,
     run_id: str,
     rebuild: tuple[int, int] | None = None,
+    plan: MonthlyPlan | None = None,
 ) -> MonthlyActivity:
     """Bring the monthly table up to date for these as-of dates and return the rows the features read.
 
@@ -106,6 +156,7 @@ def update_monthly_activity(
         lookback_start_month: Oldest month index any as-of date looks at (older months are folded).
         run_id: Stamped on the commit.
         rebuild: Month-index range to recompute (``--rebuild-monthly``).
+        plan: The plan :func:`early_plan` made before the inputs were validated (None = plan here).
 
     Returns:
         A :class:`MonthlyActivity`.
@@ -113,9 +164,9 @@ def update_monthly_activity(
     ref = table_ref(cfg, cfg.tables.monthly_activity)
     until = as_of_dates[-1]
     as_of_month = month_index_of(until)
-    seen = MonthlyState.from_json(get_properties(spark, ref).get(STATE_PROPERTY)) if table_exists(spark, ref) \
-        else None
-    plan = plan_months(spark, cfg, inputs, as_of_month, versions, stored=seen, rebuild=rebuild)
+    if plan is None:
+        plan = plan_months(spark, cfg, inputs, as_of_month, versions, stored=stored_state(spark, ref),
+                           rebuild=rebuild)
     for note in plan.notes:
         log.warning("monthly_activity: %s", note)
     version = None
@@ -126,13 +177,12 @@ def update_monthly_activity(
         version = overwrite_partitions_retrying(spark, month_rows(inputs, months), ref, "month", months,
                                                 run_id=run_id)
     if table_exists(spark, ref):
-        _record_state(spark, ref, seen, plan.state)
+        _record_state(spark, ref, plan.based_on, plan.state)
         stored = read_table(spark, ref).where(
             F.col("month").between(plan.state.first, min(plan.state.last, as_of_month)))
     else:  # no closed month yet (the sources start in the as-of month)
         stored = spark.createDataFrame([], MONTHLY_SCHEMA)
-    if plan.open_month is not None:
-        stored = stored.unionByName(month_rows(inputs, [plan.open_month]))
-    rows = activity_for_as_of(stored, customers=inputs.get("customers"), present_sources=inputs,
+    open_rows = None if plan.open_month is None else month_rows(inputs, [plan.open_month])
+    rows = activity_for_as_of(stored, open_month=open_rows, customers=inputs.get("customers"), present_sources=inputs,
                               until=until, lookback_start_month=lookback_start_month)
     return MonthlyActivity(rows, plan, version)

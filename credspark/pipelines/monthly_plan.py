@@ -86,6 +86,8 @@ class MonthlyPlan:
         reused: Stored months read as they are.
         open_month: The latest as-of date's month when it is computed for this build only (None = stored).
         state: The state to record after the write.
+        notes: Why months were recomputed wholesale, for the run summary.
+        based_on: The stored state the plan was made from (None = none was usable).
     """
 
     compute: dict[int, str]
@@ -93,6 +95,7 @@ class MonthlyPlan:
     open_month: int | None
     state: MonthlyState
     notes: list[str] = field(default_factory=list)
+    based_on: MonthlyState | None = None
 
     def summary(self) -> dict:
         """The run summary's ``monthly_activity`` entry (months as ``YYYY-MM``)."""
@@ -205,4 +208,4 @@ def plan_months(
     open_month = None if as_of_month <= last else as_of_month
     reused = tuple(m for m in range(first, min(last, as_of_month) + 1) if m not in compute)
     state = MonthlyState(first, last, dict(present))
-    return MonthlyPlan(compute, reused, open_month, state, notes)
+    return MonthlyPlan(compute, reused, open_month, state, notes, based_on=stored)

@@ -202,6 +202,11 @@ def generate_tables(spark: SparkSession, plan: GeneratorPlan, *, partitions: int
     if g.with_transactions:
         out["transactions"] = transactions_from_raw(
             run(sim.transactions_partition, sim.TRANSACTIONS_RAW_SCHEMA), plan.start)
+    # Event tables laid out in time order, as a table appended day by day is: each file then holds a range of
+    # months, and a build that reads only recent months skips the older files (Delta data skipping).
+    for name, column in (("transactions", "txn_ts"), ("statements", "statement_month")):
+        if name in out:
+            out[name] = out[name].repartitionByRange(g.months, column)
     for name, df in out.items():
         expected = [(f.name, f.dataType) for f in SCHEMAS[name].fields]
         actual = [(f.name, f.dataType) for f in df.schema.fields]

@@ -2,12 +2,17 @@ import datetime as dt
 import json
 
 import pytest
+from chispa import assert_df_equality
 from pyspark.sql import functions as F
 
 from credspark.config import config_from_dict
+from credspark.contract import TRANSACTIONS
 from credspark.features.sequences import STATEMENT_CHANNELS, SUPPORTED_CHANNELS
 from credspark.features.spec import spec_from_table
-from credspark.io.tables import get_properties, read_table, table_ref
+from credspark.io.tables import append_table, get_properties, read_table, table_ref
+from credspark.pipelines.features import build_feature_frames
+from credspark.pipelines.validate import validate_inputs
+from credspark.runner import Run
 from jobs import build_features, generate_portfolio, ingest_uci
 
 pytestmark = pytest.mark.spark
@@ -58,6 +63,30 @@ def test_build_features_job_on_a_generated_portfolio(spark, warehouse):
     # customers already in default at the as-of date are not in the population
     defaulted = read_table(spark, table_ref(cfg, "outcomes")).where(F.col("default_date") <= dt.date(2025, 12, 31))
     assert table.where(F.col("as_of_date") == dt.date(2025, 12, 31)).join(defaulted, "customer_id").count() == 0
+
+    assert s["details"]["validation_scope"] == {"transactions": "all rows", "statements": "all rows"}
+
+    # The next run reads and validates only the source rows of the months it computes: a late purchase in
+    # closed October and a broken December row (negative amount) landed; the monthly table holds the rest.
+    txns = table_ref(cfg, "transactions")
+    cust = table.agg(F.min("customer_id")).first()[0]
+    append_table(spark.createDataFrame([
+        ("late-oct", cust, dt.datetime(2025, 10, 20, 9), 321.0, "purchase", "travel"),
+        ("bad-dec", cust, dt.datetime(2025, 12, 5, 9), -5.0, "purchase", "travel"),
+    ], TRANSACTIONS), txns)
+    assert _run(build_features, ["--as-of", "2025-12-31", "--warehouse", wh]) == 0
+    s2 = _summaries(warehouse, "build_features")[-1]
+    assert s2["details"]["monthly_activity"]["recomputed"].keys() == {"2025-10"}
+    assert s2["details"]["validation_scope"] == {"transactions": "txn_ts >= 2025-10-01",
+                                                 "statements": "statement_month >= 2025-10-01"}
+    scoped = s2["counts"]["validation"]["transactions"]
+    assert scoped["rejected"] == 1 and scoped["rows"] < s["counts"]["validation"]["transactions"]["rows"] / 3
+    # the rows equal a from-scratch build over every validated row
+    every = validate_inputs(spark, cfg, dt.date(2025, 12, 31), "check", Run(job="t", run_id="check", started_at=""))
+    dec = dt.date(2025, 12, 31)
+    scratch = build_feature_frames(every, [dec], cfg, observed_through=dec).features
+    written = read_table(spark, ref).where(F.col("as_of_date") == dec).select(*scratch.columns)
+    assert_df_equality(written, scratch, ignore_row_order=True, ignore_nullable=True)
 
     # a bad as-of date is a configuration error (exit 2) with a one-line reason
     assert _run(build_features, ["--as-of", "2025-12-30", "--warehouse", wh]) == 2
