@@ -142,6 +142,25 @@ def _generate(spark: SparkSession, run: DeepRun, model_dir: str, n_new: int, tra
     return path
 
 
+def _result(run: DeepRun, rl_run: dict[str, Any], actgan: ACTGAN | None, actgan_run: dict[str, Any] | None,
+            n_new: int, generated_path: str | None, fingerprints: dict[str, dict[str, Any]]) -> DeepResult:
+    """The :class:`DeepResult` of a run, with the ResNet-LSTM loaded on the driver from the file the chief saved."""
+    resnet = ResNetLSTM.load(rl_run["model_dir"], device="cpu")
+    return DeepResult(
+        resnet_lstm=resnet,
+        actgan=actgan,
+        histories={"resnet_lstm": rl_run["history"], "actgan": actgan_run["history"] if actgan_run else []},
+        runs={"resnet_lstm": rl_run, **({"actgan": actgan_run} if actgan_run else {})},
+        n_generated=n_new,
+        generated_path=generated_path,
+        model_dirs={**({"actgan": actgan_run["model_dir"]} if actgan_run else {}), "resnet_lstm": rl_run["model_dir"]},
+        timings=run.timings,
+        spec=run.spec,
+        feeds=run.feeds,
+        fingerprints=fingerprints,
+    )
+
+
 def train_deep(
     spark: SparkSession,
     features_df: DataFrame,
@@ -198,18 +217,6 @@ def train_deep(
     valid_feed = run.feed(valid_df.select(*feed_columns(spec)), "valid", rl_batch) if valid_df is not None else None
     rl_run = run.train(RESNET_LSTM_DIR, train_resnet_lstm_worker, cfg.resnet_lstm, fingerprints[RESNET_LSTM_DIR],
                        (rl_feed, valid_feed))
-    resnet = ResNetLSTM.load(rl_run["model_dir"], device="cpu")
+    result = _result(run, rl_run, actgan, actgan_run, n_new, generated_path, fingerprints)
     log.info("train_deep: done in %s", {k: round(v, 1) for k, v in run.timings.items()})
-    return DeepResult(
-        resnet_lstm=resnet,
-        actgan=actgan,
-        histories={"resnet_lstm": rl_run["history"], "actgan": actgan_run["history"] if actgan_run else []},
-        runs={"resnet_lstm": rl_run, **({"actgan": actgan_run} if actgan_run else {})},
-        n_generated=n_new,
-        generated_path=generated_path,
-        model_dirs={**({"actgan": actgan_run["model_dir"]} if actgan_run else {}), "resnet_lstm": rl_run["model_dir"]},
-        timings=run.timings,
-        spec=spec,
-        feeds=run.feeds,
-        fingerprints=fingerprints,
-    )
+    return result
