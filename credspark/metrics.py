@@ -22,6 +22,7 @@ __all__ = [
     "precision_recall_f1",
     "psi",
     "roc_auc",
+    "roc_points",
 ]
 
 #: Share given to an empty bin in :func:`psi` so that the log ratio stays finite.
@@ -92,8 +93,19 @@ def roc_auc(y: Any, score: Any) -> float:
     return float((ranks[y_arr == 1].sum() - n_pos * (n_pos + 1) / 2.0) / (n_pos * n_neg))
 
 
-def _roc_points(y: np.ndarray, s: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Distinct thresholds (descending) and cumulative TP/FP counts at ``score >= threshold``."""
+def roc_points(y: np.ndarray, s: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Distinct thresholds (descending) and cumulative TP/FP counts at ``score >= threshold``.
+
+    The one ROC sweep behind the metrics here and the report's curves (:mod:`credspark.reporting.curves`).
+
+    Args:
+        y: ``(n,)`` int labels in {0, 1}, already checked.
+        s: ``(n,)`` finite float scores, already checked.
+
+    Returns:
+        ``(thresholds, tps, fps)``: the distinct scores in descending order and the integer counts of positives
+        and negatives with a score at or above each.
+    """
     order = np.argsort(-s, kind="mergesort")
     s_sorted, y_sorted = s[order], y[order]
     # The last index of each run of equal scores: a threshold admits all tied rows at once.
@@ -115,7 +127,7 @@ def ks_statistic(y: Any, score: Any) -> float:
     """
     y_arr, s = _check_binary(y, score)
     _need_both_classes(y_arr, "ks_statistic")
-    _, tps, fps = _roc_points(y_arr, s)
+    _, tps, fps = roc_points(y_arr, s)
     n_pos = int(y_arr.sum())
     return float(max(0.0, np.max(tps / n_pos - fps / (y_arr.size - n_pos))))
 
@@ -183,7 +195,7 @@ def best_f1_threshold(y: Any, score: Any) -> float:
     n_pos = int(y_arr.sum())
     if n_pos == 0:
         raise ValueError("best_f1_threshold needs at least one positive in y")
-    thresholds, tps, fps = _roc_points(y_arr, s)
+    thresholds, tps, fps = roc_points(y_arr, s)
     f1 = 2 * tps / (2 * tps + fps + (n_pos - tps))
     # thresholds are descending, so argmax's first hit is the highest threshold among ties.
     return float(thresholds[int(np.argmax(f1))])

@@ -27,7 +27,8 @@ import json
 import os
 import shutil
 import tempfile
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 from typing import Any, Protocol
 
@@ -241,6 +242,109 @@ def _json_safe(value: Any) -> Any:
 
 
 # --------------------------------------------------------------------------- save
+@dataclass(frozen=True)
+class _Layout:
+    """How the classifier's input is made: the embedder kind, the embedding width and the input names."""
+
+    kind: str | None
+    use_raw_static: bool
+    embedding_dim: int
+    feature_names: list[str]
+
+
+def _layout(spec: FeatureSpec, embedder: Embedder | None, classifier: FocalXGBClassifier, use_raw_static: bool,
+            registry: Mapping[str, str | type]) -> _Layout:
+    """Check that spec, embedder and classifier fit together; return the classifier input's layout.
+
+    Raises:
+        ValueError: An unfitted classifier, an unregistered embedder, an embedder trained on another spec,
+            a feature count that does not add up, or classifier feature names other than the bundle's.
+    """
+    if not isinstance(classifier, FocalXGBClassifier) or not hasattr(classifier, "booster_"):
+        raise ValueError("classifier must be a fitted FocalXGBClassifier")
+    if embedder is None:
+        kind, use_raw_static, embedding_dim = None, True, classifier.n_features_in_ - spec.n_static
+        if embedding_dim != 0:
+            raise ValueError(f"tree-only bundle: classifier has {classifier.n_features_in_} features, the spec "
+                             f"{spec.n_static} static ones")
+    else:
+        kind = _embedder_kind(embedder, registry)
+        embedder_spec = getattr(embedder, "spec", None)
+        if embedder_spec is not None:
+            spec.check_compatible(embedder_spec, what="embedder")
+        n_raw = spec.n_static if use_raw_static else 0
+        embedding_dim = classifier.n_features_in_ - n_raw
+        if embedding_dim < 1:
+            raise ValueError(f"classifier has {classifier.n_features_in_} features; cannot hold {n_raw} raw static "
+                             "ones")
+    feature_names = [f"emb_{i}" for i in range(embedding_dim)] + (spec.static_names if use_raw_static else [])
+    if classifier.feature_names is not None and list(classifier.feature_names) != feature_names:
+        raise ValueError(f"classifier.feature_names {list(classifier.feature_names)} != bundle names {feature_names}")
+    return _Layout(kind, bool(use_raw_static), embedding_dim, feature_names)
+
+
+def _save_models(root: Path, embedder: Embedder | None, classifier: FocalXGBClassifier) -> dict[str, list[str]]:
+    """Save each model into its folder of ``root``; return the bundle-relative names of the files each wrote."""
+    files = {}
+    if embedder is not None:
+        (root / _EMBEDDER_DIR).mkdir()
+        files[_EMBEDDER_DIR] = _component_files(root / _EMBEDDER_DIR, list(embedder.save(root / _EMBEDDER_DIR)),
+                                                "embedder")
+    (root / _CLASSIFIER_DIR).mkdir()
+    files[_CLASSIFIER_DIR] = _component_files(root / _CLASSIFIER_DIR, list(classifier.save(root / _CLASSIFIER_DIR)),
+                                              "classifier")
+    return {folder: [f"{folder}/{name}" for name in names] for folder, names in files.items()}
+
+
+def _manifest(root: Path, files: Mapping[str, list[str]], layout: _Layout, spec: FeatureSpec,
+              embedder: Embedder | None, classifier: FocalXGBClassifier, calibration: Calibrator | None,
+              metadata: dict[str, Any], created_at: str | None) -> dict[str, Any]:
+    """The manifest of the models saved in ``root`` (``files``: their names by folder), with every file's hash."""
+    get_params = getattr(embedder, "get_params", None)
+    names = [name for folder in (_EMBEDDER_DIR, _CLASSIFIER_DIR) for name in files.get(folder, [])]
+    return {
+        "format": BUNDLE_FORMAT,
+        # Only a tree-only bundle needs format 3; with an embedder it stays readable by format-2 readers.
+        "format_version": BUNDLE_FORMAT_VERSION if embedder is None else 2,
+        "created_at": created_at or _dt.datetime.now(_dt.UTC).isoformat(timespec="seconds"),
+        "code_version": {"credspark": __version__, "git_commit": metadata.get("git_commit")},
+        "feature_spec": spec.to_dict(),
+        "use_raw_static": layout.use_raw_static,
+        "feature_names": layout.feature_names,
+        "embedder": None if embedder is None else {
+            "kind": layout.kind,
+            "embedding_dim": layout.embedding_dim,
+            "files": files[_EMBEDDER_DIR],
+            "params": _json_safe(get_params()) if callable(get_params) else None,
+        },
+        "classifier": {
+            "kind": _CLASSIFIER_KIND,
+            "files": files[_CLASSIFIER_DIR],
+            "params": classifier.get_params(),
+            "best_iteration": classifier.best_iteration_,
+        },
+        "calibration": (IDENTITY if calibration is None else calibration).to_dict(),
+        "metadata": metadata,
+        "files": {name: {"sha256": _sha256_file(root / name), "bytes": (root / name).stat().st_size} for name in names},
+    }
+
+
+def _write_atomically(target: Path, fill: Callable[[Path], None]) -> None:
+    """Fill a temporary sibling directory of ``target``, flush it to disk, rename it to ``target``.
+
+    On any failure the temporary directory is removed and ``target`` is not created.
+    """
+    target.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix=f".{target.name}.tmp-", dir=target.parent))
+    try:
+        fill(tmp)
+        _fsync_tree(tmp)
+        os.rename(tmp, target)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+
+
 def save_bundle(
     directory: str | Path,
     *,
@@ -284,75 +388,16 @@ def save_bundle(
     target = Path(directory)
     if target.exists() or target.is_symlink():
         raise FileExistsError(f"bundle directory {target} already exists")
-    if not isinstance(classifier, FocalXGBClassifier) or not hasattr(classifier, "booster_"):
-        raise ValueError("classifier must be a fitted FocalXGBClassifier")
-    if embedder is None:
-        kind, use_raw_static, embedding_dim = None, True, classifier.n_features_in_ - spec.n_static
-        if embedding_dim != 0:
-            raise ValueError(f"tree-only bundle: classifier has {classifier.n_features_in_} features, the spec "
-                             f"{spec.n_static} static ones")
-    else:
-        kind = _embedder_kind(embedder, EMBEDDERS if registry is None else registry)
-        embedder_spec = getattr(embedder, "spec", None)
-        if embedder_spec is not None:
-            spec.check_compatible(embedder_spec, what="embedder")
-        n_raw = spec.n_static if use_raw_static else 0
-        embedding_dim = classifier.n_features_in_ - n_raw
-        if embedding_dim < 1:
-            raise ValueError(f"classifier has {classifier.n_features_in_} features; cannot hold {n_raw} raw static "
-                             "ones")
-    feature_names = [f"emb_{i}" for i in range(embedding_dim)] + (spec.static_names if use_raw_static else [])
-    if classifier.feature_names is not None and list(classifier.feature_names) != feature_names:
-        raise ValueError(f"classifier.feature_names {list(classifier.feature_names)} != bundle names {feature_names}")
+    layout = _layout(spec, embedder, classifier, use_raw_static, EMBEDDERS if registry is None else registry)
     metadata = dict(metadata)
     json.dumps(metadata)  # fail before writing anything if it is not JSON-serialisable
 
-    target.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{target.name}.tmp-", dir=target.parent))
-    try:
-        (tmp / _CLASSIFIER_DIR).mkdir()
-        emb_files = []
-        if embedder is not None:
-            (tmp / _EMBEDDER_DIR).mkdir()
-            emb_files = _component_files(tmp / _EMBEDDER_DIR, list(embedder.save(tmp / _EMBEDDER_DIR)), "embedder")
-        clf_files = _component_files(tmp / _CLASSIFIER_DIR, list(classifier.save(tmp / _CLASSIFIER_DIR)), "classifier")
-        emb_files = [f"{_EMBEDDER_DIR}/{f}" for f in emb_files]
-        clf_files = [f"{_CLASSIFIER_DIR}/{f}" for f in clf_files]
-        get_params = getattr(embedder, "get_params", None)
-        manifest = {
-            "format": BUNDLE_FORMAT,
-            # Only a tree-only bundle needs format 3; with an embedder it stays readable by format-2 readers.
-            "format_version": BUNDLE_FORMAT_VERSION if embedder is None else 2,
-            "created_at": created_at or _dt.datetime.now(_dt.UTC).isoformat(timespec="seconds"),
-            "code_version": {"credspark": __version__, "git_commit": metadata.get("git_commit")},
-            "feature_spec": spec.to_dict(),
-            "use_raw_static": bool(use_raw_static),
-            "feature_names": feature_names,
-            "embedder": None if embedder is None else {
-                "kind": kind,
-                "embedding_dim": embedding_dim,
-                "files": emb_files,
-                "params": _json_safe(get_params()) if callable(get_params) else None,
-            },
-            "classifier": {
-                "kind": _CLASSIFIER_KIND,
-                "files": clf_files,
-                "params": classifier.get_params(),
-                "best_iteration": classifier.best_iteration_,
-            },
-            "calibration": (IDENTITY if calibration is None else calibration).to_dict(),
-            "metadata": metadata,
-            "files": {
-                name: {"sha256": _sha256_file(tmp / name), "bytes": (tmp / name).stat().st_size}
-                for name in emb_files + clf_files
-            },
-        }
+    def fill(tmp: Path) -> None:
+        files = _save_models(tmp, embedder, classifier)
+        manifest = _manifest(tmp, files, layout, spec, embedder, classifier, calibration, metadata, created_at)
         (tmp / MANIFEST_FILE).write_text(json.dumps(manifest, indent=2, sort_keys=True))
-        _fsync_tree(tmp)
-        os.rename(tmp, target)
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise
+
+    _write_atomically(target, fill)
     return target
 
 
@@ -522,6 +567,83 @@ def _component(manifest: dict[str, Any], key: str, subdir: str) -> dict[str, Any
     return comp
 
 
+def _bundle_spec(root: Path, manifest: dict[str, Any], expected_spec: FeatureSpec | None) -> FeatureSpec:
+    """The manifest's FeatureSpec, checked against the caller's when one is given."""
+    try:
+        spec = FeatureSpec.from_dict(manifest["feature_spec"])
+    except (KeyError, TypeError, ValueError) as exc:
+        raise BundleError(f"{root / MANIFEST_FILE}: field 'feature_spec' is invalid ({exc})") from exc
+    if expected_spec is not None:
+        try:
+            expected_spec.check_compatible(spec, what=f"bundle {root} field 'feature_spec'")
+        except SpecMismatchError as exc:
+            raise BundleSpecError(str(exc)) from exc
+    return spec
+
+
+def _embedder_class(root: Path, manifest: dict[str, Any], spec: FeatureSpec,
+                    registry: Mapping[str, str | type]) -> type | None:
+    """Check the manifest's model entries; return the registered embedder class, None for a tree-only bundle."""
+    tree_only = manifest["embedder"] is None
+    if tree_only and (manifest["format_version"] < 3 or manifest["use_raw_static"] is not True
+                      or manifest["feature_names"] != spec.static_names):
+        raise BundleError(f"{root / MANIFEST_FILE}: field 'embedder' is null, which needs format_version >= 3, "
+                          "use_raw_static true and feature_names equal to the static features")
+    clf_comp = _component(manifest, "classifier", _CLASSIFIER_DIR)
+    if clf_comp["kind"] != _CLASSIFIER_KIND:
+        raise BundleError(f"manifest field 'classifier.kind': {clf_comp['kind']!r}, expected {_CLASSIFIER_KIND!r}")
+    if tree_only:
+        return None
+    emb_comp = _component(manifest, "embedder", _EMBEDDER_DIR)
+    if emb_comp["kind"] not in registry:
+        raise BundleError(f"manifest field 'embedder.kind': {emb_comp['kind']!r} is not one of {sorted(registry)}")
+    return _resolve(registry[emb_comp["kind"]])
+
+
+def _load_models(root: Path, manifest: dict[str, Any], embedder_cls: type | None,
+                 device: str) -> tuple[Embedder | None, FocalXGBClassifier]:
+    """Load the models from a private copy of the verified bytes (see the module docstring)."""
+    with tempfile.TemporaryDirectory(prefix="credspark-bundle-") as staging_name:
+        staging = Path(staging_name)
+        _verified_copy(root, manifest, staging)
+        embedder = None
+        try:
+            if embedder_cls is not None:
+                embedder = embedder_cls.load(staging / _EMBEDDER_DIR, device=device)
+        except Exception as exc:
+            raise BundleError(f"{root / _EMBEDDER_DIR}: embedder failed to load ({type(exc).__name__}: {exc})") from exc
+        try:
+            classifier = FocalXGBClassifier.load(staging / _CLASSIFIER_DIR)
+        except Exception as exc:
+            raise BundleError(
+                f"{root / _CLASSIFIER_DIR}: classifier failed to load ({type(exc).__name__}: {exc})"
+            ) from exc
+    return embedder, classifier
+
+
+def _check_loaded(root: Path, manifest: dict[str, Any], spec: FeatureSpec, embedder: Embedder | None,
+                  classifier: FocalXGBClassifier) -> None:
+    """Refuse loaded models that disagree with the manifest (the embedder's spec, the classifier's inputs)."""
+    embedder_spec = getattr(embedder, "spec", None)
+    if embedder_spec is not None and embedder_spec != spec:
+        raise BundleError(f"{root / _EMBEDDER_DIR}: the embedder's FeatureSpec differs from the manifest's")
+    if classifier.n_features_in_ != len(manifest["feature_names"]):
+        raise BundleError(
+            f"{root / _CLASSIFIER_DIR}: classifier has {classifier.n_features_in_} inputs, manifest field "
+            f"'feature_names' lists {len(manifest['feature_names'])}"
+        )
+
+
+def _calibrator(root: Path, manifest: dict[str, Any]) -> Calibrator:
+    """The manifest's calibration map; the identity for a format 1 bundle, which has none."""
+    if "calibration" not in manifest:
+        return IDENTITY
+    try:
+        return Calibrator.from_dict(manifest["calibration"], f"{root / MANIFEST_FILE} field 'calibration'")
+    except ValueError as exc:
+        raise BundleError(str(exc)) from exc
+
+
 def load_bundle(
     directory: str | Path,
     *,
@@ -549,60 +671,9 @@ def load_bundle(
     if not root.is_dir():
         raise BundleError(f"{root}: not a bundle directory")
     manifest = _read_manifest(root)
-    try:
-        spec = FeatureSpec.from_dict(manifest["feature_spec"])
-    except (KeyError, TypeError, ValueError) as exc:
-        raise BundleError(f"{root / MANIFEST_FILE}: field 'feature_spec' is invalid ({exc})") from exc
-    if expected_spec is not None:
-        try:
-            expected_spec.check_compatible(spec, what=f"bundle {root} field 'feature_spec'")
-        except SpecMismatchError as exc:
-            raise BundleSpecError(str(exc)) from exc
-    tree_only = manifest["embedder"] is None
-    if tree_only and (manifest["format_version"] < 3 or manifest["use_raw_static"] is not True
-                      or manifest["feature_names"] != spec.static_names):
-        raise BundleError(f"{root / MANIFEST_FILE}: field 'embedder' is null, which needs format_version >= 3, "
-                          "use_raw_static true and feature_names equal to the static features")
-    clf_comp = _component(manifest, "classifier", _CLASSIFIER_DIR)
-    if clf_comp["kind"] != _CLASSIFIER_KIND:
-        raise BundleError(f"manifest field 'classifier.kind': {clf_comp['kind']!r}, expected {_CLASSIFIER_KIND!r}")
-    embedder_cls = None
-    if not tree_only:
-        emb_comp = _component(manifest, "embedder", _EMBEDDER_DIR)
-        registry = EMBEDDERS if registry is None else registry
-        if emb_comp["kind"] not in registry:
-            raise BundleError(f"manifest field 'embedder.kind': {emb_comp['kind']!r} is not one of {sorted(registry)}")
-        embedder_cls = _resolve(registry[emb_comp["kind"]])
-
-    with tempfile.TemporaryDirectory(prefix="credspark-bundle-") as staging_name:
-        staging = Path(staging_name)
-        _verified_copy(root, manifest, staging)
-        embedder = None
-        try:
-            if embedder_cls is not None:
-                embedder = embedder_cls.load(staging / _EMBEDDER_DIR, device=device)
-        except Exception as exc:
-            raise BundleError(f"{root / _EMBEDDER_DIR}: embedder failed to load ({type(exc).__name__}: {exc})") from exc
-        try:
-            classifier = FocalXGBClassifier.load(staging / _CLASSIFIER_DIR)
-        except Exception as exc:
-            raise BundleError(
-                f"{root / _CLASSIFIER_DIR}: classifier failed to load ({type(exc).__name__}: {exc})"
-            ) from exc
-
-    embedder_spec = getattr(embedder, "spec", None)
-    if embedder_spec is not None and embedder_spec != spec:
-        raise BundleError(f"{root / _EMBEDDER_DIR}: the embedder's FeatureSpec differs from the manifest's")
-    if classifier.n_features_in_ != len(manifest["feature_names"]):
-        raise BundleError(
-            f"{root / _CLASSIFIER_DIR}: classifier has {classifier.n_features_in_} inputs, manifest field "
-            f"'feature_names' lists {len(manifest['feature_names'])}"
-        )
-    calibrator = IDENTITY
-    if "calibration" in manifest:
-        try:
-            calibrator = Calibrator.from_dict(manifest["calibration"], f"{root / MANIFEST_FILE} field 'calibration'")
-        except ValueError as exc:
-            raise BundleError(str(exc)) from exc
+    spec = _bundle_spec(root, manifest, expected_spec)
+    embedder_cls = _embedder_class(root, manifest, spec, EMBEDDERS if registry is None else registry)
+    embedder, classifier = _load_models(root, manifest, embedder_cls, device)
+    _check_loaded(root, manifest, spec, embedder, classifier)
     return Bundle(spec=spec, manifest=manifest, embedder=embedder, classifier=classifier, path=root,
-                  calibrator=calibrator)
+                  calibrator=_calibrator(root, manifest))

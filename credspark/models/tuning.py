@@ -94,6 +94,39 @@ def _xgb_params(params: Mapping[str, Any], objective: str, base: Mapping[str, An
     return out
 
 
+def _fixed_params(objective: str, y_train: np.ndarray, seed: int, nthread: int, monotone: Sequence[int] | None,
+                  focal_alpha: float, focal_gamma: float) -> tuple[dict[str, Any], dict[str, Any]]:
+    """What every trial shares: XGBoost parameters (seed, threads, constraints, base score) and ``train`` extras.
+
+    The base score is the training prior: a probability for ``logistic``, log-odds for ``focal``, which also
+    brings its objective and metric as ``xgb.train`` keyword arguments.
+
+    Returns:
+        ``(params, extra keyword arguments of xgb.train)``.
+    """
+    from credspark.models.focal_xgb import focal_metric, focal_objective, prior_log_odds
+
+    prior = prior_log_odds(np.asarray(y_train, np.float64))
+    base: dict[str, Any] = {"seed": seed, "nthread": nthread}
+    if monotone is not None:
+        base["monotone_constraints"] = "(" + ",".join(str(int(v)) for v in monotone) + ")"
+    if objective == "logistic":
+        base["base_score"] = 1.0 / (1.0 + math.exp(-prior))
+        return base, {}
+    base["base_score"] = prior
+    return base, {"obj": focal_objective(focal_alpha, focal_gamma),
+                  "custom_metric": focal_metric(focal_alpha, focal_gamma)}
+
+
+def _suggest(trial: Any) -> dict[str, Any]:
+    """One trial's parameters drawn from :data:`SPACE` (integers, or floats on a linear or log scale)."""
+    params = {}
+    for name, (low, high, log, integer) in SPACE.items():
+        params[name] = (trial.suggest_int(name, int(low), int(high)) if integer
+                        else trial.suggest_float(name, low, high, log=log))
+    return params
+
+
 def tune_booster(
     X_train: np.ndarray,
     y_train: np.ndarray,
@@ -139,7 +172,6 @@ def tune_booster(
     import xgboost as xgb
 
     from credspark.metrics import roc_auc
-    from credspark.models.focal_xgb import focal_metric, focal_objective, prior_log_odds
 
     if objective not in ("focal", "logistic"):
         raise ValueError(f"tuning: objective must be 'focal' or 'logistic', got {objective!r}")
@@ -147,24 +179,11 @@ def tune_booster(
         raise ValueError(f"train.tuning_trials must be >= 1 to tune, got {n_trials}")
     dtrain = xgb.DMatrix(np.asarray(X_train, np.float32), label=np.asarray(y_train), nthread=nthread)
     dvalid = xgb.DMatrix(np.asarray(X_valid, np.float32), label=np.asarray(y_valid), nthread=nthread)
-    prior = prior_log_odds(np.asarray(y_train, np.float64))
-    base: dict[str, Any] = {"seed": seed, "nthread": nthread}
-    if monotone is not None:
-        base["monotone_constraints"] = "(" + ",".join(str(int(v)) for v in monotone) + ")"
-    if objective == "logistic":
-        base["base_score"] = 1.0 / (1.0 + math.exp(-prior))
-        extra: dict[str, Any] = {}
-    else:
-        base["base_score"] = prior
-        extra = {"obj": focal_objective(focal_alpha, focal_gamma), "custom_metric": focal_metric(focal_alpha,
-                                                                                                focal_gamma)}
+    base, extra = _fixed_params(objective, y_train, seed, nthread, monotone, focal_alpha, focal_gamma)
     trials: list[dict[str, Any]] = []
 
     def run(trial: optuna.Trial) -> float:
-        params = {}
-        for name, (low, high, log, integer) in SPACE.items():
-            params[name] = (trial.suggest_int(name, int(low), int(high)) if integer
-                            else trial.suggest_float(name, low, high, log=log))
+        params = _suggest(trial)
         t0 = time.perf_counter()
         booster = xgb.train(_xgb_params(params, objective, base), dtrain, num_boost_round=n_estimators,
                             evals=[(dvalid, "valid")], early_stopping_rounds=early_stopping_rounds,

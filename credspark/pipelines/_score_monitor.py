@@ -10,7 +10,7 @@ import datetime as dt
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-from pyspark.sql import Column, DataFrame, SparkSession
+from pyspark.sql import Column, DataFrame, Row, SparkSession
 from pyspark.sql import functions as F
 
 from credspark.config import Config, ScoreConfig
@@ -99,6 +99,55 @@ def _previous_score_date(snapshot: DataFrame, score_date: dt.date) -> dt.date | 
     return snapshot.where(F.col("score_date") < F.lit(score_date)).agg(F.max("score_date")).first()[0]
 
 
+def _previous_edges(snapshot: DataFrame, prev_date: dt.date | None, sc: ScoreConfig, accuracy: int
+                    ) -> list[float] | None:
+    """Inner bin edges of the previous score date's scores (``score.psi_bins`` quantile bins), None without one."""
+    if prev_date is None:
+        return None
+    # Probability 0 gives the minimum, the others the inner quantiles (as credspark.metrics.psi).
+    probs = [b / sc.psi_bins for b in range(sc.psi_bins)]
+    q = (snapshot.where(F.col("score_date") == F.lit(prev_date))
+         .agg(F.percentile_approx("score", probs, accuracy)).first()[0])
+    return inner_edges(q[1:], q[0]) if q else None
+
+
+def _aggregates(sc: ScoreConfig, accuracy: int, prev_edges: list[float] | None, ref_dists: Mapping[str, Any]
+                ) -> list[Column]:
+    """One score date's aggregates: rows, pd quantiles, band counts, and bin counts for every PSI of the outputs."""
+    aggs = [F.count(F.lit(1)).alias("n"),
+            F.percentile_approx("pd", list(sc.quantiles), accuracy).alias("pd_q")]
+    aggs += [F.sum(F.when(F.col("risk_band") == F.lit(b), 1).otherwise(0)).alias(f"band__{i}")
+             for i, b in enumerate(sc.band_labels)]
+    if prev_edges is not None:
+        aggs += bin_count_columns("prev", F.col("score"), prev_edges)
+    for name, ref in ref_dists.items():
+        if not isinstance(ref, str):
+            aggs += bin_count_columns(f"train_{name}", F.col(name), ref[0])
+    return aggs
+
+
+def _output_psi(row: Row, prev_row: Row | None, prev_date: dt.date | None, prev_edges: list[float] | None,
+                ref_dists: Mapping[str, Any], sc: ScoreConfig) -> dict[str, Any]:
+    """PSIs of the score against the previous date's, and of ``score`` and ``pd`` against training."""
+    psi: dict[str, Any] = {}
+    if prev_edges is None:
+        psi["score_vs_previous"] = _not_available("no earlier score date in the scores table")
+    else:
+        n_bins = len(prev_edges) + 1
+        psi["score_vs_previous"] = _psi_entry(
+            counts_from_row(prev_row, "prev", n_bins), counts_from_row(row, "prev", n_bins), sc,
+            previous_score_date=prev_date.isoformat())
+    for name in ("score", "pd"):
+        ref = ref_dists.get(name)
+        if ref is None:
+            psi[f"{name}_vs_training"] = _not_available(f"the bundle stores no training distribution of '{name}'")
+        elif isinstance(ref, str):
+            psi[f"{name}_vs_training"] = _not_available(ref)
+        else:
+            psi[f"{name}_vs_training"] = _psi_entry(ref[1], counts_from_row(row, f"train_{name}", len(ref[1])), sc)
+    return psi
+
+
 def monitor(
     spark: SparkSession,
     cfg: Config,
@@ -118,48 +167,16 @@ def monitor(
     snapshot = read_table_version(spark, table_ref(cfg, cfg.tables.scores), version)
     dists = training_distributions(manifest) or {}
     accuracy = max(1, round(1.0 / sc.quantile_error))
-
     prev_date = _previous_score_date(snapshot, score_date)
-    prev_edges = None
-    if prev_date is not None:
-        # Probability 0 gives the minimum, the others the inner quantiles (as credspark.metrics.psi).
-        probs = [b / sc.psi_bins for b in range(sc.psi_bins)]
-        q = (snapshot.where(F.col("score_date") == F.lit(prev_date))
-             .agg(F.percentile_approx("score", probs, accuracy)).first()[0])
-        prev_edges = inner_edges(q[1:], q[0]) if q else None
-
+    prev_edges = _previous_edges(snapshot, prev_date, sc, accuracy)
     ref_dists = output_references(dists, manifest, ScorecardScale.of(sc))
 
-    aggs = [F.count(F.lit(1)).alias("n"),
-            F.percentile_approx("pd", list(sc.quantiles), accuracy).alias("pd_q")]
-    aggs += [F.sum(F.when(F.col("risk_band") == F.lit(b), 1).otherwise(0)).alias(f"band__{i}")
-             for i, b in enumerate(sc.band_labels)]
-    if prev_edges is not None:
-        aggs += bin_count_columns("prev", F.col("score"), prev_edges)
-    for name, ref in ref_dists.items():
-        if not isinstance(ref, str):
-            aggs += bin_count_columns(f"train_{name}", F.col(name), ref[0])
+    aggs = _aggregates(sc, accuracy, prev_edges, ref_dists)
     dates = [score_date] + ([prev_date] if prev_date is not None else [])
     rows = {r["score_date"]: r for r in (snapshot.where(F.col("score_date").isin(dates))
                                           .groupBy("score_date").agg(*aggs).collect())}  # <= 2 rows
     row = rows[score_date]
-
-    psi: dict[str, Any] = {}
-    if prev_edges is None:
-        psi["score_vs_previous"] = _not_available("no earlier score date in the scores table")
-    else:
-        n_bins = len(prev_edges) + 1
-        psi["score_vs_previous"] = _psi_entry(
-            counts_from_row(rows[prev_date], "prev", n_bins), counts_from_row(row, "prev", n_bins), sc,
-            previous_score_date=prev_date.isoformat())
-    for name in ("score", "pd"):
-        ref = ref_dists.get(name)
-        if ref is None:
-            psi[f"{name}_vs_training"] = _not_available(f"the bundle stores no training distribution of '{name}'")
-        elif isinstance(ref, str):
-            psi[f"{name}_vs_training"] = _not_available(ref)
-        else:
-            psi[f"{name}_vs_training"] = _psi_entry(ref[1], counts_from_row(row, f"train_{name}", len(ref[1])), sc)
+    psi = _output_psi(row, rows[prev_date] if prev_edges is not None else None, prev_date, prev_edges, ref_dists, sc)
     psi["features"] = _feature_psi(features, dists, sc)
 
     levels = [v["level"] for k, v in psi.items() if k != "features"] + [v["level"] for v in psi["features"].values()]

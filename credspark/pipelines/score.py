@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import datetime as dt
 import logging
+from typing import Any
 
 from pyspark.sql import DataFrame, SparkSession
 
@@ -33,6 +34,8 @@ from credspark.io.delta_retry import ConcurrentWriteError, overwrite_partitions_
 from credspark.io.score_runs import append_score_run, score_run_record
 from credspark.io.tables import table_ref
 from credspark.job_requests import FeaturesRequest, ScoreRequest
+from credspark.models.bundle import Bundle
+from credspark.models.spec import FeatureSpec
 from credspark.pipelines._score_inputs import (
     ArrowBatchSize,
     ModelRefusedError,
@@ -50,7 +53,7 @@ from credspark.pipelines._score_inputs import (
 )
 from credspark.pipelines._score_monitor import drift_text, monitor, training_distributions
 from credspark.runner import JobResult, Run
-from credspark.scoring.partition import PartitionScorer, bundle_digest
+from credspark.scoring.partition import BundleFiles, PartitionScorer, bundle_digest
 
 __all__ = [
     "ModelRefusedError",
@@ -111,6 +114,95 @@ def _build_features_first(spark: SparkSession, cfg: Config, score_date: dt.date,
         run.details["build_features"] = {k: v for k, v in record.items() if k != "versions"}
 
 
+def _read_features(spark: SparkSession, cfg: Config, score_date: dt.date, run: Run
+                   ) -> tuple[DataFrame, FeatureSpec, int, dict[str, int]]:
+    """Stage ``read_features``: the score date's feature rows, their spec, and the rows that cannot be scored.
+
+    Returns:
+        ``(features, spec, total rows, rejected rows by reason)``; the counts are recorded on ``run``.
+
+    Raises:
+        MissingDataError: The partition is empty or missing.
+    """
+    with run.stage("read_features"):
+        features, spec = read_feature_partition(spark, cfg, score_date)
+        total, rejected_by_reason = count_rows(features, spec)
+    if total == 0:
+        raise missing_partition(table_ref(cfg, cfg.tables.features), score_date)
+    rejected = sum(rejected_by_reason.values())
+    run.counts.update(features_rows=total, rejected=rejected)
+    if rejected:
+        run.details["rejected_by_reason"] = rejected_by_reason
+        log.warning("score %s: %d of %d feature rows cannot be scored: %s", score_date, rejected, total,
+                    rejected_by_reason)
+    return features, spec, total, rejected_by_reason
+
+
+def _verify_bundle(cfg: Config, request: ScoreRequest, spec: FeatureSpec, run: Run
+                   ) -> tuple[BundleFiles, Bundle, str, str]:
+    """Stage ``verify_bundle``: the requested (or ``current``) bundle, verified against the features' spec.
+
+    Returns:
+        ``(files, bundle, version, sha256 digest)``; the model is recorded on ``run``.
+    """
+    with run.stage("verify_bundle"):
+        files, bundle, version, bundle_dir = load_verified_bundle(cfg, request.model_version, spec,
+                                                                 request.model_uri)
+    digest = bundle_digest(files)
+    run.details.update(model_name=cfg.score.model_name, model_version=version, bundle_dir=str(bundle_dir),
+                       bundle_sha256=digest, use_raw_static=bundle.use_raw_static)
+    log.info("score %s: model %s version %s (sha256 %s...)", request.score_date, cfg.score.model_name, version,
+             digest[:12])
+    return files, bundle, version, digest
+
+
+def _check_rejects(cfg: Config, score_date: dt.date, total: int, rejected_by_reason: dict[str, int]) -> None:
+    """Refuse the run when no row, or more than ``validation.max_reject_fraction`` of them, can be scored."""
+    rejected = sum(rejected_by_reason.values())
+    if rejected == total or rejected / total > cfg.validation.max_reject_fraction:
+        raise RejectThresholdError(
+            f"features partition as_of_date={score_date}: {rejected} of {total} rows cannot be scored "
+            f"(> validation.max_reject_fraction={cfg.validation.max_reject_fraction}, or none left): "
+            f"{rejected_by_reason}")
+
+
+def _score_and_write(spark: SparkSession, cfg: Config, valid: DataFrame, files: BundleFiles, bundle: Bundle,
+                     spec: FeatureSpec, digest: str, version: str, score_date: dt.date, run: Run) -> int:
+    """Stage ``score_and_write``: score the valid rows on the executors and commit them to ``scores``.
+
+    Returns:
+        The committed ``scores`` table version.
+
+    Raises:
+        ScoringFailedError: A Python worker failed; nothing was committed.
+    """
+    sc = cfg.score
+    params = score_params(sc, digest, spec)
+    run.details["reason_codes"] = reason_method(bundle, params)
+    bc = spark.sparkContext.broadcast(dict(files))
+    try:
+        scores = scored_rows(valid, PartitionScorer(files=bc, params=params), score_date=score_date,
+                             model_version=version, run_id=run.run_id)
+        with run.stage("score_and_write"), ArrowBatchSize(spark, sc.arrow_batch_size):
+            return write_scores(spark, cfg, scores, score_date, run.run_id, retries=sc.write_retries)
+    except Exception as e:
+        line = _python_worker_error(e)
+        if line is None:
+            raise
+        raise ScoringFailedError(f"scoring failed in a Python worker, nothing was committed: {line}") from e
+    finally:
+        bc.destroy()
+
+
+def _exit_code(mon: dict[str, Any], score_date: dt.date) -> tuple[int, str | None]:
+    """The run's exit code and reason from the monitoring: 3 on drift beyond ``score.psi_fail``; a warning logged."""
+    if mon["drift"] == "fail":
+        return EXIT_DRIFT, "drift beyond score.psi_fail: " + drift_text(mon["psi"], "fail")
+    if mon["drift"] == "warn":
+        log.warning("score %s: drift warning: %s", score_date, drift_text(mon["psi"], "warn"))
+    return EXIT_OK, None
+
+
 def score_portfolio(spark: SparkSession, cfg: Config, request: ScoreRequest, run: Run) -> JobResult:
     """The scoring pipeline (for ``run_job``): score the features of the score date into ``scores``.
 
@@ -123,76 +215,33 @@ def score_portfolio(spark: SparkSession, cfg: Config, request: ScoreRequest, run
     Returns:
         Exit code 0, or 3 (``EXIT_DRIFT``) when a PSI reached ``score.psi_fail`` (the scores are written).
     """
-    sc = cfg.score
     score_date = request.score_date
     if request.build_features:
         with run.stage("build_features"):
             _build_features_first(spark, cfg, score_date, run)
-
-    with run.stage("read_features"):
-        features, spec = read_feature_partition(spark, cfg, score_date)
-        total, rejected_by_reason = count_rows(features, spec)
-    if total == 0:
-        raise missing_partition(table_ref(cfg, cfg.tables.features), score_date)
-    rejected = sum(rejected_by_reason.values())
-    run.counts.update(features_rows=total, rejected=rejected)
-    if rejected:
-        run.details["rejected_by_reason"] = rejected_by_reason
-        log.warning("score %s: %d of %d feature rows cannot be scored: %s", score_date, rejected, total,
-                    rejected_by_reason)
-
-    with run.stage("verify_bundle"):
-        files, bundle, version, bundle_dir = load_verified_bundle(cfg, request.model_version, spec,
-                                                                 request.model_uri)
-    digest = bundle_digest(files)
-    run.details.update(model_name=sc.model_name, model_version=version, bundle_dir=str(bundle_dir),
-                       bundle_sha256=digest, use_raw_static=bundle.use_raw_static)
-    log.info("score %s: model %s version %s (sha256 %s...)", score_date, sc.model_name, version, digest[:12])
+    features, spec, total, rejected_by_reason = _read_features(spark, cfg, score_date, run)
+    files, bundle, version, digest = _verify_bundle(cfg, request, spec, run)
     encoding = bundle.spec.category_encoding
     if encoding:  # categorical attributes: the bundle's encoding; values outside it score as 'other', counted
         features, spec = features.transform(with_category_encoding(encoding)), bundle.spec
         run.counts["unseen_categories"] = unseen_category_counts(features, spec)
-
-    if rejected == total or rejected / total > cfg.validation.max_reject_fraction:
-        raise RejectThresholdError(
-            f"features partition as_of_date={score_date}: {rejected} of {total} rows cannot be scored "
-            f"(> validation.max_reject_fraction={cfg.validation.max_reject_fraction}, or none left): "
-            f"{rejected_by_reason}")
+    _check_rejects(cfg, score_date, total, rejected_by_reason)
     valid = features.where(reject_reason(spec).isNull())
-
-    params = score_params(sc, digest, spec)
-    run.details["reason_codes"] = reason_method(bundle, params)
-    bc = spark.sparkContext.broadcast(dict(files))
-    try:
-        scores = scored_rows(valid, PartitionScorer(files=bc, params=params), score_date=score_date,
-                             model_version=version, run_id=run.run_id)
-        with run.stage("score_and_write"), ArrowBatchSize(spark, sc.arrow_batch_size):
-            committed = write_scores(spark, cfg, scores, score_date, run.run_id, retries=sc.write_retries)
-    except Exception as e:
-        line = _python_worker_error(e)
-        if line is None:
-            raise
-        raise ScoringFailedError(f"scoring failed in a Python worker, nothing was committed: {line}") from e
-    finally:
-        bc.destroy()
+    committed = _score_and_write(spark, cfg, valid, files, bundle, spec, digest, version, score_date, run)
     run.details["scores_version"] = committed
 
     with run.stage("monitor"):
         mon = monitor(spark, cfg, committed, score_date, valid, bundle.manifest)
     run.counts["scored"] = mon["scored"]
     run.details["monitoring"] = mon
-    code, reason = EXIT_OK, None
-    if mon["drift"] == "fail":
-        code, reason = EXIT_DRIFT, "drift beyond score.psi_fail: " + drift_text(mon["psi"], "fail")
-    elif mon["drift"] == "warn":
-        log.warning("score %s: drift warning: %s", score_date, drift_text(mon["psi"], "warn"))
+    code, reason = _exit_code(mon, score_date)
     with run.stage("score_runs"):
         append_score_run(spark, cfg, score_run_record(
             run_id=run.run_id, started_at=run.started_at, score_date=score_date, model_version=version,
             bundle_sha256=digest, scores_version=committed, features_rows=run.counts.get("features_rows"),
             rejected=run.counts.get("rejected"), monitoring=mon, exit_code=code))
-    log.info("score %s: %d scored, %d rejected, bands %s, drift %s", score_date, mon["scored"], rejected,
-             mon["band_counts"], mon["drift"])
+    log.info("score %s: %d scored, %d rejected, bands %s, drift %s", score_date, mon["scored"],
+             run.counts["rejected"], mon["band_counts"], mon["drift"])
     return run.result(code, reason)
 
 

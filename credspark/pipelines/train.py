@@ -41,12 +41,13 @@ from __future__ import annotations
 import datetime as dt
 import logging
 from collections.abc import Sequence
+from typing import Any
 
 from pyspark import StorageLevel
 from pyspark.sql import DataFrame, SparkSession
 from pyspark.sql import functions as F
 
-from credspark.config import Config
+from credspark.config import Config, TrainConfig
 from credspark.distributed.slots import plan_workers
 from credspark.errors import QualityGateError
 from credspark.evaluation import (
@@ -60,31 +61,18 @@ from credspark.evaluation import (
     evaluate,
     gate_decision,
 )
-from credspark.features.encoding import (
-    categorical_attributes,
-    drift_columns,
-    encoded_spec,
-    fit_category_encoding,
-    mark_attributes,
-    with_category_encoding,
-)
+from credspark.features.encoding import drift_columns, mark_attributes
 from credspark.io import warehouse
 from credspark.io.scratch import work_folder
 from credspark.io.tables import table_ref, table_version
 from credspark.job_requests import TrainRequest
+from credspark.models.calibration import Calibrator
+from credspark.models.spec import FeatureSpec
 from credspark.pipelines._train_champion import evaluate_candidates
-from credspark.pipelines._train_data import (
-    KEY_COLS,
-    PART_COL,
-    SYNTHETIC_COL,
-    SplitPlan,
-    plan_split,
-    with_imputed_static,
-    with_parts,
-)
-from credspark.pipelines._train_evaluate import evaluate_through_scoring, training_distributions
+from credspark.pipelines._train_data import PART_COL, SplitPlan, plan_split, with_imputed_static
+from credspark.pipelines._train_evaluate import HeldOut, evaluate_through_scoring, training_distributions
 from credspark.pipelines._train_publish import Outcome, publish, real_vs_generated, stage_bundle
-from credspark.pipelines._train_split import check_counts, part_counts, read_training_rows, write_split
+from credspark.pipelines._train_split import part_counts, read_training_rows, split_rows
 from credspark.pipelines._train_steps import (
     count_embedded,
     deep_imputation,
@@ -134,6 +122,86 @@ def check_train_request(cfg: Config, request: TrainRequest) -> SplitPlan:
     return plan_split(request.as_of_dates, request.validation_as_of, cfg.train)
 
 
+class _Persisted:
+    """The DataFrames a job persists (memory and disk) until it ends; call it on a DataFrame to keep that one."""
+
+    def __init__(self) -> None:
+        self._kept: list[DataFrame] = []
+
+    def __call__(self, df: DataFrame) -> DataFrame:
+        """Persist ``df``; return the persisted DataFrame."""
+        self._kept.append(df.persist(StorageLevel.MEMORY_AND_DISK))
+        return self._kept[-1]
+
+    def release(self) -> None:
+        """Unpersist every kept DataFrame."""
+        for df in self._kept:
+            df.unpersist()
+
+
+def _plan(cfg: Config, request: TrainRequest, run: Run) -> tuple[SplitPlan, str]:
+    """The split plan and the model version of a request, recorded on ``run``."""
+    plan = check_train_request(cfg, request)
+    version = model_version(plan.dates, run.run_id)
+    run.details |= {"split": plan.to_dict(), "model_name": cfg.train.model_name, "version": version}
+    return plan, version
+
+
+def _champion_step(spark: SparkSession, rows: DataFrame, scored: DataFrame, counts: dict[str, dict[str, int]],
+                   candidates: Sequence[Any], spec: FeatureSpec, fitted: Any, trees: dict[str, Any], deep: Any,
+                   cfg: Config, run: Run, keep: _Persisted) -> tuple[Any, Calibrator, Any, HeldOut]:
+    """Steps ``evaluate``, ``stage_bundle`` and ``score_held_out``: the champion, its bundle and its test.
+
+    The champion is chosen and calibrated on the validation part only; its staged bundle then scores the
+    validation and test rows through the scoring job's partition scorer, and the evaluation and the gate come
+    from those scores.
+
+    Returns:
+        ``(champion, calibration, staged bundle files, held-out evaluation)``.
+    """
+    with run.stage("evaluate"):
+        chosen, cal, champ = evaluate_candidates(scored, counts, candidates, cfg)
+        run.details["champion"] = champ.to_dict()
+        run.details["calibration"] = calibration_summary(cal)
+    with run.stage("stage_bundle"):
+        staged = stage_bundle(spec, champ, fitted, trees, deep, cal, cfg, run)
+    with run.stage("score_held_out"):
+        n_held_out = sum(counts[p]["0"] + counts[p]["1"] for p in (PART_VALID, PART_TEST))
+        held = evaluate_through_scoring(spark, rows, scored, staged, spec, champ, cal, chosen, n_held_out, cfg,
+                                        keep)
+        run.details["scoring_path"] = held.agreement
+        run.details["metrics"] = {name: {k: m[k] for k in ("auc", "ks", "recall", "f1", "brier")}
+                                  for name, m in held.ev.metrics.items()}
+        run.details["gate"] = held.gate
+    return champ, cal, staged, held
+
+
+def _distributions(scored: DataFrame, spec: FeatureSpec, top: list[str], held: HeldOut, tc: TrainConfig
+                   ) -> tuple[list[str], dict[str, dict[str, Any]]]:
+    """The reference distributions for drift monitoring and the monitored feature names.
+
+    Features: the training part's (the top static features, then every declared attribute, a categorical one
+    over its categories); ``pd`` and ``score``: the held-out rows' scores.
+    """
+    monitored, fixed = drift_columns(spec, top)
+    dists = training_distributions(scored.where(F.col(PART_COL) == PART_TRAIN), monitored, tc.drift_bins,
+                                   tc.quantile_error, fixed)
+    return list(monitored), mark_attributes(dists, spec) | held.distributions
+
+
+def _check_gate(gate: dict[str, Any], model_name: str, version: str, target: Any, champion: str) -> None:
+    """Fail the job when the quality gate refused the stored model; log the publication otherwise.
+
+    Raises:
+        QualityGateError: The gate did not pass (exit code 5).
+    """
+    if not gate["passed"]:
+        raise QualityGateError(f"model {model_name} version {version} stored at {target} but not published: "
+                               + "; ".join(gate["reasons"]))
+    log.info("published %s version %s, champion %s (test AUC %.4f)", model_name, version, champion,
+             gate["test_auc"])
+
+
 def train_model(spark: SparkSession, cfg: Config, request: TrainRequest, run: Run) -> JobResult:
     """The ``train`` pipeline (see the module docstring for the steps).
 
@@ -152,37 +220,19 @@ def train_model(spark: SparkSession, cfg: Config, request: TrainRequest, run: Ru
     cfg = plan_workers(spark, cfg)  # every distributed stage's workers fit the free slots; 'auto' resolved
     tc = cfg.train
     candidates = configured_candidates(cfg)
-    plan = check_train_request(cfg, request)
-    version = model_version(plan.dates, run.run_id)
-    run.details |= {"split": plan.to_dict(), "model_name": tc.model_name, "version": version}
+    plan, version = _plan(cfg, request, run)
     # Feeds, checkpoints and generated rows of this run, shared by driver and workers; removed when the run
     # ends, failed or not.
     work_dir = work_folder(cfg.warehouse.path, "train", run.run_id, spark.sparkContext.master,
                            cfg.distributed.work_dir)
-    persisted: list[DataFrame] = []
-
-    def keep(df: DataFrame) -> DataFrame:
-        persisted.append(df.persist(StorageLevel.MEMORY_AND_DISK))
-        return persisted[-1]
-
+    keep = _Persisted()
     try:
         with run.stage("read"):
             features, spec = read_training_rows(spark, cfg, plan.dates)
             features_version = table_version(spark, table_ref(cfg, cfg.tables.features))
         with_paper = any(c.needs_embedder for c in candidates)
         with run.stage("split"):
-            texts = list(categorical_attributes(spec))
-            cols = [*KEY_COLS, *spec.static_names, *texts, "seq", "seq_mask", "label"]
-            rows = keep(features.select(*cols).transform(with_parts(plan)).withColumn(SYNTHETIC_COL, F.lit(False)))
-            if texts:  # categorical attributes: the encoding is fitted on the training part, the spec extended
-                encoding, run.details["category_encoding"] = fit_category_encoding(
-                    rows.where(F.col(PART_COL) == PART_TRAIN), spec)
-                spec = encoded_spec(spec, encoding)
-                rows = rows.transform(with_category_encoding(encoding)).drop(*texts)
-            counts = part_counts(rows, plan.dates)
-            run.counts |= {f"{p}_{c}": n for p, cc in counts.items() for c, n in cc.items()}
-            check_counts(counts)
-            write_split(spark, cfg, rows, run.run_id, version)
+            rows, spec, counts = split_rows(spark, cfg, features, spec, plan, version, run, keep)
         if with_paper:
             with run.stage("deep"):
                 imputed = deep_imputation(rows, spec)
@@ -205,42 +255,20 @@ def train_model(spark: SparkSession, cfg: Config, request: TrainRequest, run: Ru
         with run.stage("score"):
             scored = keep(score_candidates(emb, spec, fitted.focal, width, trees, fitted.baseline,
                                            len(fitted.raw_names), cfg))
-        with run.stage("evaluate"):  # the champion is chosen and calibrated on the validation part only
-            chosen, cal, champ = evaluate_candidates(scored, counts, candidates, cfg)
-            run.details["champion"] = champ.to_dict()
-            run.details["calibration"] = calibration_summary(cal)
-        with run.stage("stage_bundle"):
-            staged = stage_bundle(spec, champ, fitted, trees, deep, cal, cfg, run)
-        with run.stage("score_held_out"):  # the staged bundle through the scoring job's partition scorer
-            n_held_out = sum(counts[p]["0"] + counts[p]["1"] for p in (PART_VALID, PART_TEST))
-            held = evaluate_through_scoring(spark, rows, scored, staged, spec, champ, cal, chosen, n_held_out,
-                                            cfg, keep)
-            ev, gate = held.ev, held.gate
-            run.details["scoring_path"] = held.agreement
-            run.details["metrics"] = {name: {k: m[k] for k in ("auc", "ks", "recall", "f1", "brier")}
-                                      for name, m in ev.metrics.items()}
-            run.details["gate"] = gate
+        champ, cal, staged, held = _champion_step(spark, rows, scored, counts, candidates, spec, fitted, trees, deep,
+                                                  cfg, run, keep)
         top = top_static(spec, gain_importance(fitted.baseline.booster()), tc.drift_features)
-        with run.stage("distributions"):  # features: the training part; pd and score: the held-out rows' scores
-            # the top static features, then every declared attribute (a categorical one over its categories)
-            monitored, fixed = drift_columns(spec, top)
-            dists = training_distributions(scored.where(F.col(PART_COL) == PART_TRAIN), monitored, tc.drift_bins,
-                                           tc.quantile_error, fixed)
-            dists = mark_attributes(dists, spec) | held.distributions
+        with run.stage("distributions"):
+            monitored, dists = _distributions(scored, spec, top, held, tc)
         with run.stage("report_data"):
             columns = list(tc.report_columns) if tc.report_columns is not None else top[:6]
             samples = real_vs_generated(rows, deep, spec, columns, tc)
         with run.stage("publish"):
-            target = publish(Outcome(plan, version, spec, counts, deep, fitted, ev, cal, gate, list(monitored), dists,
-                                      samples, imputed, champ, trees), staged, cfg, run)
+            target = publish(Outcome(plan, version, spec, counts, deep, fitted, held.ev, cal, held.gate, monitored,
+                                     dists, samples, imputed, champ, trees), staged, cfg, run)
     finally:
-        for df in persisted:
-            df.unpersist()
+        keep.release()
         warehouse.remove_tree(work_dir)
 
-    if not gate["passed"]:
-        raise QualityGateError(f"model {tc.model_name} version {version} stored at {target} but not published: "
-                               + "; ".join(gate["reasons"]))
-    log.info("published %s version %s, champion %s (test AUC %.4f)", tc.model_name, version, champ.name,
-             gate["test_auc"])
+    _check_gate(held.gate, tc.model_name, version, target, champ.name)
     return run.result()

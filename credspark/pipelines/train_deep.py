@@ -34,21 +34,14 @@ from pyspark.sql import DataFrame, SparkSession
 
 from credspark.config import Config
 from credspark.distributed._checkpoint import checkpoint_to_resume
-from credspark.distributed.feeds import FeedHandle, feed_columns, get_feed
-from credspark.distributed.launchers import launch
-from credspark.distributed.train_fns import (
-    ACTGAN_DIR,
-    RESNET_LSTM_DIR,
-    WorkerOptions,
-    train_actgan_worker,
-    train_resnet_lstm_worker,
-)
-from credspark.faults import DEEP_FAIL_AT_EPOCH, DEEP_FAIL_RANK, injected
+from credspark.distributed.feeds import FeedHandle, feed_columns
+from credspark.distributed.train_fns import ACTGAN_DIR, RESNET_LSTM_DIR, train_actgan_worker, train_resnet_lstm_worker
 from credspark.io.scratch import read_scratch_parquet, write_scratch_parquet
 from credspark.models._gan_common import n_new_minority
 from credspark.models.actgan import ACTGAN
 from credspark.models.resnet_lstm import ResNetLSTM
 from credspark.models.spec import FeatureSpec
+from credspark.pipelines._train_deep_run import DeepRun
 from credspark.pipelines._train_oversample import cast_like, generate_rows, label_counts
 
 __all__ = ["DeepResult", "train_deep", "fingerprint"]
@@ -103,10 +96,6 @@ class DeepResult:
         return generate_rows(spark, self.model_dirs["actgan"], self.actgan.spec, n, seed=seed, partitions=partitions)
 
 
-def _options(cfg: Config) -> dict[str, Any]:
-    return {"files_per_worker": cfg.distributed.files_per_worker} if cfg.distributed.feed == "arrow" else {}
-
-
 def fingerprint(model: str, section: Any, cfg: Config, spec: FeatureSpec, data: dict[str, Any]) -> dict[str, Any]:
     """What identifies one model's training run in its checkpoints (JSON-safe).
 
@@ -124,46 +113,51 @@ def fingerprint(model: str, section: Any, cfg: Config, spec: FeatureSpec, data: 
     return {"model": model, "config": {**config, "seed": cfg.distributed.seed}, "spec": spec.to_dict(), "data": data}
 
 
-def _worker_options(
-    cfg: Config, section: Any, checkpoint_root: str, output_dir: str, fp: dict[str, Any]
-) -> WorkerOptions:
-    dc = cfg.distributed
-    return WorkerOptions(
-        epochs=section.epochs,
-        batch_size=section.batch_size,
-        seed=dc.seed,
-        checkpoint_dir=checkpoint_root,
-        output_dir=output_dir,
-        resume=dc.resume,
-        fit_sample_rows=dc.fit_sample_rows,
-        prefetch=dc.prefetch,
-        torch_threads=dc.torch_threads,
-        fail_at_epoch=injected(DEEP_FAIL_AT_EPOCH),
-        fail_rank=_or(injected(DEEP_FAIL_RANK), 1),
-        fingerprint=fp,
-        on_mismatch=dc.on_checkpoint_mismatch,
+def _fingerprints(cfg: Config, spec: FeatureSpec, counts: dict[int, int], valid_df: DataFrame | None,
+                  lineage: dict[str, Any] | None, n_new: int) -> dict[str, dict[str, Any]]:
+    """Each model's checkpoint fingerprint; ACTGAN's only when it is trained (``n_new`` rows to generate)."""
+    data = {**(lineage or {}), "train_rows": {str(k): v for k, v in sorted(counts.items())},
+            "valid_rows": None if valid_df is None else {str(k): v for k, v in sorted(label_counts(valid_df).items())}}
+    fingerprints = {RESNET_LSTM_DIR: fingerprint(RESNET_LSTM_DIR, cfg.resnet_lstm, cfg, spec,
+                                                 {**data, "generated_rows": n_new})}
+    if n_new > 0:
+        fingerprints[ACTGAN_DIR] = fingerprint(ACTGAN_DIR, cfg.actgan, cfg, spec, data)
+    return fingerprints
+
+
+def _generate(spark: SparkSession, run: DeepRun, model_dir: str, n_new: int, train: DataFrame) -> str:
+    """Generate ``n_new`` minority rows on the executors with the ACTGAN saved in ``model_dir``.
+
+    Returns:
+        The Parquet folder of the rows, typed like ``train``.
+    """
+    dc = run.cfg.distributed
+    t0 = time.perf_counter()
+    path = f"{run.work}/generated"
+    rows = cast_like(
+        generate_rows(spark, model_dir, run.spec, n_new, seed=dc.seed, partitions=dc.generate_partitions), train
     )
+    write_scratch_parquet(rows, path, files=max(1, dc.generate_partitions), seed=dc.seed)
+    run.timings["generate"] = time.perf_counter() - t0
+    return path
 
 
-def _or(value: int | None, default: int) -> int:
-    return default if value is None else value
-
-
-def _params(section: Any) -> dict[str, Any]:
-    return {k: v for k, v in dataclasses.asdict(section).items() if k not in ("epochs", "batch_size")}
-
-
-def _launch(train_fn: Any, cfg: Config, args: tuple[Any, ...], work: str) -> dict[str, Any]:
-    dc = cfg.distributed
-    return launch(
-        train_fn,
-        backend=dc.backend,
-        num_workers=dc.num_workers,
-        use_gpu=dc.use_gpu,
-        local_mode=dc.local_mode,
-        timeout_s=dc.timeout_s,
-        args=args,
-        run_dir=f"{work}/_launch",
+def _result(run: DeepRun, rl_run: dict[str, Any], actgan: ACTGAN | None, actgan_run: dict[str, Any] | None,
+            n_new: int, generated_path: str | None, fingerprints: dict[str, dict[str, Any]]) -> DeepResult:
+    """The :class:`DeepResult` of a run, with the ResNet-LSTM loaded on the driver from the file the chief saved."""
+    resnet = ResNetLSTM.load(rl_run["model_dir"], device="cpu")
+    return DeepResult(
+        resnet_lstm=resnet,
+        actgan=actgan,
+        histories={"resnet_lstm": rl_run["history"], "actgan": actgan_run["history"] if actgan_run else []},
+        runs={"resnet_lstm": rl_run, **({"actgan": actgan_run} if actgan_run else {})},
+        n_generated=n_new,
+        generated_path=generated_path,
+        model_dirs={**({"actgan": actgan_run["model_dir"]} if actgan_run else {}), "resnet_lstm": rl_run["model_dir"]},
+        timings=run.timings,
+        spec=run.spec,
+        feeds=run.feeds,
+        fingerprints=fingerprints,
     )
 
 
@@ -200,79 +194,29 @@ def train_deep(
     """
     dc = cfg.distributed
     work = str(work_dir).rstrip("/")
-    ckpt_root = (dc.checkpoint_dir or f"{work}/checkpoints").rstrip("/")
-    prepare = get_feed(dc.feed)
-    timings: dict[str, float] = {}
-    feeds: dict[str, FeedHandle] = {}
+    run = DeepRun(cfg, spec, work, (dc.checkpoint_dir or f"{work}/checkpoints").rstrip("/"))
     train = features_df.select(*feed_columns(spec))
-
-    def feed(df: DataFrame, name: str, batch_size: int) -> FeedHandle:
-        t0 = time.perf_counter()
-        handle = prepare(
-            df, spec=spec, work_dir=work, name=name, num_workers=dc.num_workers, seed=dc.seed,
-            batch_size=batch_size, options=_options(cfg),
-        )  # fmt: skip
-        timings[f"feed_{name}"] = time.perf_counter() - t0
-        feeds[name] = handle
-        return handle
-
     counts = label_counts(train)
     n_new = n_new_minority(counts.get(1, 0), counts.get(0, 0), dc.oversample_ratio) if dc.oversample else 0
     log.info("train_deep: %s rows by label, %d minority rows to generate", counts, n_new)
-    data = {**(lineage or {}), "train_rows": {str(k): v for k, v in sorted(counts.items())},
-            "valid_rows": None if valid_df is None else {str(k): v for k, v in sorted(label_counts(valid_df).items())}}
-
-    fingerprints = {RESNET_LSTM_DIR: fingerprint(RESNET_LSTM_DIR, cfg.resnet_lstm, cfg, spec,
-                                                 {**data, "generated_rows": n_new})}
-    if n_new > 0:
-        fingerprints[ACTGAN_DIR] = fingerprint(ACTGAN_DIR, cfg.actgan, cfg, spec, data)
+    fingerprints = _fingerprints(cfg, spec, counts, valid_df, lineage, n_new)
     if dc.resume:  # checked here, on the driver, before any training: the error keeps its exit code (2)
         for model, fp in fingerprints.items():
-            checkpoint_to_resume(f"{ckpt_root}/{model}", fp, on_mismatch=dc.on_checkpoint_mismatch)
+            checkpoint_to_resume(f"{run.ckpt_root}/{model}", fp, on_mismatch=dc.on_checkpoint_mismatch)
     rl_batch = cfg.resnet_lstm.batch_size
-    train_feed = feed(train, "train", rl_batch)
+    train_feed = run.feed(train, "train", rl_batch)
 
-    actgan, actgan_run, generated_path = None, None, None
-    model_dirs: dict[str, str] = {}
-    rl_feed = train_feed
+    actgan, actgan_run, generated_path, rl_feed = None, None, None, train_feed
     if n_new > 0:
-        t0 = time.perf_counter()
-        opts = _worker_options(cfg, cfg.actgan, f"{ckpt_root}/{ACTGAN_DIR}", f"{work}/models/{ACTGAN_DIR}",
-                               fingerprints[ACTGAN_DIR])
-        actgan_run = _launch(train_actgan_worker, cfg, (train_feed, _params(cfg.actgan), opts), work)
-        timings["actgan"] = time.perf_counter() - t0
-        model_dirs["actgan"] = actgan_run["model_dir"]
+        actgan_run = run.train(ACTGAN_DIR, train_actgan_worker, cfg.actgan, fingerprints[ACTGAN_DIR], (train_feed,))
         actgan = ACTGAN.load(actgan_run["model_dir"], device="cpu")
-        t0 = time.perf_counter()
-        generated_path = f"{work}/generated"
-        rows = cast_like(
-            generate_rows(spark, actgan_run["model_dir"], spec, n_new, seed=dc.seed, partitions=dc.generate_partitions),
-            train,
-        )
-        write_scratch_parquet(rows, generated_path, files=max(1, dc.generate_partitions), seed=dc.seed)
-        timings["generate"] = time.perf_counter() - t0
+        generated_path = _generate(spark, run, actgan_run["model_dir"], n_new, train)
         # The generated rows join the training rows only; validation rows are never touched.
-        rl_feed = feed(train.unionByName(read_scratch_parquet(spark, generated_path)), "train_oversampled", rl_batch)
-    valid_feed = feed(valid_df.select(*feed_columns(spec)), "valid", rl_batch) if valid_df is not None else None
-
-    t0 = time.perf_counter()
-    opts = _worker_options(cfg, cfg.resnet_lstm, f"{ckpt_root}/{RESNET_LSTM_DIR}", f"{work}/models/{RESNET_LSTM_DIR}",
-                           fingerprints[RESNET_LSTM_DIR])
-    rl_run = _launch(train_resnet_lstm_worker, cfg, (rl_feed, valid_feed, _params(cfg.resnet_lstm), opts), work)
-    timings["resnet_lstm"] = time.perf_counter() - t0
-    model_dirs["resnet_lstm"] = rl_run["model_dir"]
-    resnet = ResNetLSTM.load(rl_run["model_dir"], device="cpu")
-    log.info("train_deep: done in %s", {k: round(v, 1) for k, v in timings.items()})
-    return DeepResult(
-        resnet_lstm=resnet,
-        actgan=actgan,
-        histories={"resnet_lstm": rl_run["history"], "actgan": actgan_run["history"] if actgan_run else []},
-        runs={"resnet_lstm": rl_run, **({"actgan": actgan_run} if actgan_run else {})},
-        n_generated=n_new,
-        generated_path=generated_path,
-        model_dirs=model_dirs,
-        timings=timings,
-        spec=spec,
-        feeds=feeds,
-        fingerprints=fingerprints,
-    )
+        rl_feed = run.feed(train.unionByName(read_scratch_parquet(spark, generated_path)), "train_oversampled",
+                           rl_batch)
+    valid_feed = run.feed(valid_df.select(*feed_columns(spec)), "valid", rl_batch) if valid_df is not None else None
+    rl_run = run.train(RESNET_LSTM_DIR, train_resnet_lstm_worker, cfg.resnet_lstm, fingerprints[RESNET_LSTM_DIR],
+                       (rl_feed, valid_feed))
+    result = _result(run, rl_run, actgan, actgan_run, n_new, generated_path, fingerprints)
+    log.info("train_deep: done in %s", {k: round(v, 1) for k, v in run.timings.items()})
+    return result

@@ -11,6 +11,8 @@ from typing import Any
 
 import numpy as np
 
+from credspark.metrics import roc_points
+
 __all__ = ["roc_curve", "ks_curve", "threshold_curves", "thin"]
 
 
@@ -26,16 +28,6 @@ def _check(y: Any, score: Any) -> tuple[np.ndarray, np.ndarray]:
     if y.sum() == 0 or y.sum() == y.size:
         raise ValueError("curves need both classes in y")
     return y, s
-
-
-def _cumulative(y: np.ndarray, s: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Distinct thresholds (descending) with cumulative TP and FP at ``score >= threshold``."""
-    order = np.argsort(-s, kind="mergesort")
-    s_sorted, y_sorted = s[order], y[order]
-    last = np.r_[np.nonzero(np.diff(s_sorted))[0], s_sorted.size - 1]
-    tps = np.cumsum(y_sorted)[last].astype(np.float64)
-    fps = (last + 1) - tps
-    return s_sorted[last], tps, fps
 
 
 def thin(n: int, max_points: int, keep: tuple[int, ...] = ()) -> np.ndarray:
@@ -58,7 +50,7 @@ def roc_curve(y: Any, score: Any, max_points: int = 500) -> dict[str, np.ndarray
         ``{"fpr", "tpr", "threshold"}``, starting at (0, 0) (threshold +inf) and ending at (1, 1).
     """
     y, s = _check(y, score)
-    thr, tps, fps = _cumulative(y, s)
+    thr, tps, fps = roc_points(y, s)
     fpr = np.r_[0.0, fps / (y.size - y.sum())]
     tpr = np.r_[0.0, tps / y.sum()]
     thr = np.r_[np.inf, thr]
@@ -80,7 +72,7 @@ def ks_curve(y: Any, score: Any, max_points: int = 500) -> dict[str, Any]:
         ``ks_threshold``.
     """
     y, s = _check(y, score)
-    thr, tps, fps = _cumulative(y, s)
+    thr, tps, fps = roc_points(y, s)
     bad, good = tps / y.sum(), fps / (y.size - y.sum())
     k = int(np.argmax(bad - good))
     idx = thin(thr.size, max_points, keep=(k,))
@@ -101,7 +93,7 @@ def threshold_curves(y: Any, score: Any, max_points: int = 500) -> dict[str, np.
         ``{"threshold", "precision", "recall", "f1"}`` (descending thresholds).
     """
     y, s = _check(y, score)
-    thr, tps, fps = _cumulative(y, s)
+    thr, tps, fps = roc_points(y, s)
     precision = tps / (tps + fps)
     recall = tps / y.sum()
     f1 = 2 * tps / (2 * tps + fps + (y.sum() - tps))

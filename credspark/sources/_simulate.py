@@ -247,8 +247,218 @@ def _profile(ids: np.ndarray, p: SimParams, salt: int) -> dict[str, np.ndarray]:
     }
 
 
+@dataclass(frozen=True)
+class _Rates:
+    """Each customer's monthly probabilities that depend on the profile only.
+
+    Attributes:
+        enter: Of a healthy customer becoming distressed.
+        stay: Of a distressed customer staying distressed.
+        miss_healthy: Of a healthy customer missing a payment.
+        full: Of a healthy customer paying the whole balance.
+        cash_healthy: Of a healthy customer taking a cash advance.
+    """
+
+    enter: np.ndarray
+    stay: np.ndarray
+    miss_healthy: np.ndarray
+    full: np.ndarray
+    cash_healthy: np.ndarray
+
+
+def _rates(prof: dict[str, np.ndarray], p: SimParams) -> _Rates:
+    """The profile-driven monthly probabilities (latent risk ``z``, paying-in-full habit)."""
+    z = prof["z"]
+    return _Rates(
+        enter=_sigmoid(p.distress_intercept + 1.2 * z),
+        stay=_sigmoid(1.2 + 0.6 * z),
+        miss_healthy=_sigmoid(-4.2 + 0.7 * z),
+        full=_sigmoid(0.8 - 1.3 * z + 1.0 * prof["transactor"]),
+        cash_healthy=_sigmoid(-3.6 + 0.9 * z),
+    )
+
+
+@dataclass
+class _Account:
+    """Each customer's state carried from one month to the next.
+
+    Attributes:
+        start: First simulated month (the opening month, or the start of the burn-in).
+        bill: Balance of the last statement.
+        d: Delinquency at the last statement (UCI scale).
+        distressed: The hidden distress state.
+        defaulted: Whether the customer has defaulted (no more months then).
+    """
+
+    start: np.ndarray
+    bill: np.ndarray
+    d: np.ndarray
+    distressed: np.ndarray
+    defaulted: np.ndarray
+
+
+def _opening(prof: dict[str, np.ndarray], p: SimParams) -> _Account:
+    """The accounts at their first simulated month.
+
+    Customers opened long before the window start the burn-in with a typical balance; the others start empty
+    in their opening month.
+    """
+    seasoned = prof["open_month"] < -p.burn_in
+    n = len(seasoned)
+    return _Account(
+        start=np.where(seasoned, -p.burn_in, prof["open_month"]),
+        bill=np.where(seasoned, _cents(prof["limit"] * prof["init_util"]), 0.0),
+        d=np.where(seasoned, prof["init_d"], -2).astype(np.int32),
+        distressed=np.zeros(n, dtype=bool),
+        defaulted=np.zeros(n, dtype=bool),
+    )
+
+
+@dataclass
+class _Month:
+    """One month's statement of every customer, before the customers not live are masked out."""
+
+    paid: np.ndarray
+    purchases: np.ndarray
+    cash: np.ndarray
+    fees: np.ndarray
+    interest: np.ndarray
+    refunds: np.ndarray
+    bill: np.ndarray
+    delinquency: np.ndarray
+
+
+def _defaults(k: np.ndarray, live: np.ndarray, d: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Step 4: who defaults this month (three or more months overdue at the last statement) and on which day.
+
+    Returns:
+        The mask of new defaults and the day of the month of each (in mask order).
+    """
+    p_def = np.minimum(1.0, 0.5 + 0.15 * (d - 3))
+    new_def = live & (d >= 3) & (_unif(k, _S_DEF) < p_def)
+    return new_def, 1 + (_unif(k, _S_DEFDAY)[new_def] * 28).astype(np.int32)
+
+
+def _distress(k: np.ndarray, acct: _Account, live: np.ndarray, rates: _Rates) -> np.ndarray:
+    """Step 1: this month's distress state, a two-state Markov chain per customer."""
+    u = _unif(k, _S_DIN)
+    return np.where(acct.distressed, _unif(k, _S_DSTAY) < rates.stay, u < rates.enter) & live
+
+
+def _payment(k: np.ndarray, acct: _Account, rates: _Rates) -> tuple[np.ndarray, ...]:
+    """Step 2: the payment of the previous bill.
+
+    Returns:
+        ``(owed, miss, full, pay)``: a balance was owed, the payment was missed, the balance was paid in full,
+        the amount paid.
+    """
+    prev, distressed = acct.bill, acct.distressed
+    owed = prev > 0.005
+    mdue = _min_due(prev)
+    miss = owed & (_unif(k, _S_MISS) < np.where(distressed, 0.65, rates.miss_healthy))
+    # Accounts already overdue rarely clear the whole balance at once.
+    p_full = np.where(distressed, 0.05, rates.full) * np.where(acct.d >= 1, 0.3, 1.0)
+    full = owed & ~miss & (_unif(k, _S_FULL) < p_full)
+    frac = _unif(k, _S_PART) ** 2 * np.where(distressed, 0.2, 1.0)
+    pay = np.where(miss, 0.0, np.where(full, prev, mdue + frac * np.maximum(prev - mdue, 0.0)))
+    return owed, miss, full, np.where(owed, _cents(np.minimum(pay, prev)), 0.0)
+
+
+def _charges(k: np.ndarray, carried: np.ndarray, distressed: np.ndarray, prof: dict[str, np.ndarray],
+             rates: _Rates) -> tuple[np.ndarray, np.ndarray]:
+    """Step 3, the customer's part: purchases within the limit and cash advances.
+
+    Returns:
+        ``(purchases, cash)``.
+    """
+    L = prof["limit"]
+    no_cons = _unif(k, _S_NOCONS) < np.where(distressed, 0.01, 0.04)
+    avail = np.maximum(0.0, 1.02 * L - np.maximum(carried, 0.0))
+    spend = L * prof["spend"] * np.where(distressed, 1.3, 1.0) * np.exp(0.35 * _normal(k, _S_SNOISE) - 0.06)
+    purchases = np.where(no_cons, 0.0, _cents(np.minimum(spend, avail)))
+    take_cash = _unif(k, _S_CASH) < np.where(distressed, 0.45, rates.cash_healthy)
+    # Cash is drawn up to an over-limit tolerance of 10%: a customer in trouble draws cash while still
+    # possible, so cash advances show up in the months before a default.
+    cash_room = np.maximum(0.0, 1.10 * L - np.maximum(carried, 0.0) - purchases)
+    cash = np.where(take_cash, _cents(np.minimum(L * (0.05 + 0.15 * _unif(k, _S_CASHAMT)), cash_room)), 0.0)
+    return purchases, cash
+
+
+def _delinquency(k: np.ndarray, acct: _Account, owed: np.ndarray, miss: np.ndarray, full: np.ndarray,
+                 charges: np.ndarray, in_window: bool) -> np.ndarray:
+    """The delinquency of the new statement (UCI scale, at most 9; at most 2 during the burn-in).
+
+    Paying after a missed month clears the arrears only when the customer also catches up on the overdue
+    amount; otherwise the account stays as many months overdue as it was (so lateness persists).
+    """
+    d = acct.d
+    catch_up = _unif(k, _S_CATCHUP) < np.where(acct.distressed, 0.1, 0.35)
+    stays_late = ~miss & ~full & (d >= 1) & owed & ~catch_up
+    new_d = np.where(miss, np.maximum(d, 0) + 1,
+                     np.where(stays_late, d,
+                              np.where(owed & ~full, 0, np.where(owed | (charges > 0), -1, -2))))
+    if not in_window:
+        new_d = np.minimum(new_d, 2)  # no defaults during the burn-in
+    return np.minimum(new_d, 9)
+
+
+def _month(k: np.ndarray, acct: _Account, prof: dict[str, np.ndarray], rates: _Rates, in_window: bool) -> _Month:
+    """Steps 2 and 3: the payment of the last bill, the new charges and the new statement."""
+    owed, miss, full, pay = _payment(k, acct, rates)
+    carried = acct.bill - pay
+    purchases, cash = _charges(k, carried, acct.distressed, prof, rates)
+    interest = np.where(owed & ~full, _cents(0.018 * np.maximum(carried, 0.0)), 0.0)
+    fees = _cents(np.where(miss, 25.0, 0.0) + 0.03 * cash)
+    refunds = np.where((purchases > 0) & (_unif(k, _S_REFUND) < 0.06),
+                       _cents(purchases * (0.05 + 0.25 * _unif(k, _S_REFAMT))), 0.0)
+    return _Month(
+        paid=pay, purchases=purchases, cash=cash, fees=fees, interest=interest, refunds=refunds,
+        bill=_cents(carried + purchases + cash + interest + fees - refunds),
+        delinquency=_delinquency(k, acct, owed, miss, full, purchases + cash, in_window),
+    )
+
+
+class _Window:
+    """The per-month arrays of the window, filled in month by month (what :class:`Simulation` holds)."""
+
+    _FLOWS = ("bill", "paid", "min_due", "purchases", "cash", "fees", "interest", "refunds")
+
+    def __init__(self, n: int, months: int) -> None:
+        self.flows = {name: np.zeros((n, months)) for name in self._FLOWS}
+        self.delinquency = np.zeros((n, months), dtype=np.int32)
+        self.active = np.zeros((n, months), dtype=bool)
+        self.default_month = np.full(n, -1, dtype=np.int32)
+        self.default_day = np.zeros(n, dtype=np.int32)
+
+    def record_defaults(self, m: int, new_def: np.ndarray, day: np.ndarray) -> None:
+        """Record the month and day of the customers who default in window month ``m``."""
+        self.default_month[new_def] = m
+        self.default_day[new_def] = day
+
+    def record(self, m: int, live: np.ndarray, month: _Month) -> None:
+        """Record window month ``m``'s statements of the live customers (zeros for the others)."""
+        self.active[:, m] = live
+        for name in self._FLOWS:
+            val = _min_due(month.bill) if name == "min_due" else getattr(month, name)
+            self.flows[name][:, m] = np.where(live, val, 0.0)
+        self.delinquency[:, m] = np.where(live, month.delinquency, 0)
+
+    def simulation(self, ids: np.ndarray, prof: dict[str, np.ndarray]) -> Simulation:
+        """The :class:`Simulation` of these customers: their profiles and the recorded months."""
+        out, months = self.flows, self.active.shape[1]
+        return Simulation(
+            customer_id=ids, birth_year=prof["birth_year"], sex=prof["sex"], education=prof["education"],
+            marital_status=prof["marital_status"], region_code=prof["region_code"], income=prof["income"],
+            open_month=prof["open_month"], open_day=prof["open_day"], activity=prof["activity"],
+            active=self.active, credit_limit=np.repeat(prof["limit"][:, None], months, axis=1), bill=out["bill"],
+            paid=out["paid"], min_due=out["min_due"], delinquency=self.delinquency, purchases=out["purchases"],
+            cash=out["cash"], fees=out["fees"], interest=out["interest"], refunds=out["refunds"],
+            default_month=self.default_month, default_day=self.default_day,
+        )
+
+
 def simulate(customer_ids: np.ndarray, p: SimParams, *, salt: int = 0) -> Simulation:
-    """Simulate the profiles and monthly histories of the given customers.
+    """Simulate the profiles and monthly histories of the given customers (the model in the module docstring).
 
     Args:
         customer_ids: Integer ids (any order; each customer's history depends only on its id and the seed).
@@ -259,103 +469,28 @@ def simulate(customer_ids: np.ndarray, p: SimParams, *, salt: int = 0) -> Simula
         The customers' profiles and (n, months) arrays of statements, charges and activity.
     """
     ids = np.asarray(customer_ids, dtype=np.int64)
-    n, M = len(ids), p.months
     prof = _profile(ids, p, salt)
-    z, L = prof["z"], prof["limit"]
-    out = {name: np.zeros((n, M)) for name in
-           ("bill", "paid", "min_due", "purchases", "cash", "fees", "interest", "refunds")}
-    delinquency = np.zeros((n, M), dtype=np.int32)
-    active = np.zeros((n, M), dtype=bool)
-    default_month = np.full(n, -1, dtype=np.int32)
-    default_day = np.zeros(n, dtype=np.int32)
-
-    # Customers opened long before the window start the burn-in with a typical balance; the others start
-    # empty in their opening month.
-    seasoned = prof["open_month"] < -p.burn_in
-    start = np.where(seasoned, -p.burn_in, prof["open_month"])
-    bill = np.where(seasoned, _cents(L * prof["init_util"]), 0.0)
-    d = np.where(seasoned, prof["init_d"], -2).astype(np.int32)
-    distressed = np.zeros(n, dtype=bool)
-    defaulted = np.zeros(n, dtype=bool)
-    p_enter = _sigmoid(p.distress_intercept + 1.2 * z)
-    p_stay = _sigmoid(1.2 + 0.6 * z)
-    p_miss_healthy = _sigmoid(-4.2 + 0.7 * z)
-    p_full = _sigmoid(0.8 - 1.3 * z + 1.0 * prof["transactor"])
-    p_cash_healthy = _sigmoid(-3.6 + 0.9 * z)
-
-    for m in range(-p.burn_in, M):
-        live = (start <= m) & ~defaulted
+    rates = _rates(prof, p)
+    acct = _opening(prof, p)
+    window = _Window(len(ids), p.months)
+    for m in range(-p.burn_in, p.months):
+        live = (acct.start <= m) & ~acct.defaulted
         if not live.any():
             continue
         k = _keys(p.seed ^ salt, ids, m)
         in_window = m >= 0
-        # 4. Default: three or more months overdue at the last statement -> likely default this month.
-        if in_window:
-            p_def = np.minimum(1.0, 0.5 + 0.15 * (d - 3))
-            new_def = live & (d >= 3) & (_unif(k, _S_DEF) < p_def)
-            default_month[new_def] = m
-            default_day[new_def] = 1 + (_unif(k, _S_DEFDAY)[new_def] * 28).astype(np.int32)
-            defaulted |= new_def
+        if in_window:  # defaults first: a customer who defaults this month has no more statements
+            new_def, day = _defaults(k, live, acct.d)
+            window.record_defaults(m, new_def, day)
+            acct.defaulted |= new_def
             live &= ~new_def
-        # 1. Distress: a persistent hidden state.
-        u = _unif(k, _S_DIN)
-        distressed = np.where(distressed, _unif(k, _S_DSTAY) < p_stay, u < p_enter) & live
-        # 2. Payment of the previous bill.
-        prev = bill
-        owed = prev > 0.005
-        mdue = _min_due(prev)
-        miss = owed & (_unif(k, _S_MISS) < np.where(distressed, 0.65, p_miss_healthy))
-        # Accounts already overdue rarely clear the whole balance at once.
-        full = owed & ~miss & (_unif(k, _S_FULL) < np.where(distressed, 0.05, p_full) * np.where(d >= 1, 0.3, 1.0))
-        frac = _unif(k, _S_PART) ** 2 * np.where(distressed, 0.2, 1.0)
-        pay = np.where(miss, 0.0, np.where(full, prev, mdue + frac * np.maximum(prev - mdue, 0.0)))
-        pay = np.where(owed, _cents(np.minimum(pay, prev)), 0.0)
-        carried = prev - pay
-        # 3. New charges.
-        no_cons = _unif(k, _S_NOCONS) < np.where(distressed, 0.01, 0.04)
-        avail = np.maximum(0.0, 1.02 * L - np.maximum(carried, 0.0))
-        spend = L * prof["spend"] * np.where(distressed, 1.3, 1.0) * np.exp(0.35 * _normal(k, _S_SNOISE) - 0.06)
-        purchases = np.where(no_cons, 0.0, _cents(np.minimum(spend, avail)))
-        take_cash = _unif(k, _S_CASH) < np.where(distressed, 0.45, p_cash_healthy)
-        # Cash is drawn up to an over-limit tolerance of 10%: a customer in trouble draws cash while still
-        # possible, so cash advances show up in the months before a default.
-        cash_room = np.maximum(0.0, 1.10 * L - np.maximum(carried, 0.0) - purchases)
-        cash = np.where(take_cash, _cents(np.minimum(L * (0.05 + 0.15 * _unif(k, _S_CASHAMT)), cash_room)), 0.0)
-        interest = np.where(owed & ~full, _cents(0.018 * np.maximum(carried, 0.0)), 0.0)
-        fees = _cents(np.where(miss, 25.0, 0.0) + 0.03 * cash)
-        refund = np.where((purchases > 0) & (_unif(k, _S_REFUND) < 0.06),
-                          _cents(purchases * (0.05 + 0.25 * _unif(k, _S_REFAMT))), 0.0)
-        new_bill = _cents(carried + purchases + cash + interest + fees - refund)
-        charges = purchases + cash
-        # Paying after a missed month clears the arrears only when the customer also catches up on the
-        # overdue amount; otherwise the account stays as many months overdue as it was (so lateness persists).
-        catch_up = _unif(k, _S_CATCHUP) < np.where(distressed, 0.1, 0.35)
-        stays_late = ~miss & ~full & (d >= 1) & owed & ~catch_up
-        new_d = np.where(miss, np.maximum(d, 0) + 1,
-                         np.where(stays_late, d,
-                                  np.where(owed & ~full, 0, np.where(owed | (charges > 0), -1, -2))))
-        if not in_window:
-            new_d = np.minimum(new_d, 2)  # no defaults during the burn-in
-        new_d = np.minimum(new_d, 9)
-        bill = np.where(live, new_bill, bill)
-        d = np.where(live, new_d, d).astype(np.int32)
+        acct.distressed = _distress(k, acct, live, rates)
+        month = _month(k, acct, prof, rates, in_window)
+        acct.bill = np.where(live, month.bill, acct.bill)
+        acct.d = np.where(live, month.delinquency, acct.d).astype(np.int32)
         if in_window:
-            active[:, m] = live
-            for name, val in (("bill", new_bill), ("paid", pay), ("min_due", _min_due(new_bill)),
-                              ("purchases", purchases), ("cash", cash), ("fees", fees),
-                              ("interest", interest), ("refunds", refund)):
-                out[name][:, m] = np.where(live, val, 0.0)
-            delinquency[:, m] = np.where(live, new_d, 0)
-
-    return Simulation(
-        customer_id=ids, birth_year=prof["birth_year"], sex=prof["sex"], education=prof["education"],
-        marital_status=prof["marital_status"], region_code=prof["region_code"], income=prof["income"],
-        open_month=prof["open_month"], open_day=prof["open_day"], activity=prof["activity"], active=active,
-        credit_limit=np.repeat(L[:, None], M, axis=1), bill=out["bill"], paid=out["paid"],
-        min_due=out["min_due"], delinquency=delinquency, purchases=out["purchases"], cash=out["cash"],
-        fees=out["fees"], interest=out["interest"], refunds=out["refunds"], default_month=default_month,
-        default_day=default_day,
-    )
+            window.record(m, live, month)
+    return window.simulation(ids, prof)
 
 
 # ------------------------------------------------------------------------------------------ columns
