@@ -35,7 +35,8 @@ from benchmarks._common import emit_json, write_section  # noqa: E402
 
 AS_OF = "2005-09-30"
 FEATURES = ["features.T=6", "features.horizon_months=1"]
-#: Deep model sizes of a full run (as benchmarks/train_uci.py: fewer epochs than the paper, for a 2-core box).
+#: Deep model sizes of a full run (as benchmarks/train_uci.py: fewer epochs than the paper, for a 2-core box;
+#: byod_uci.py uses them too).
 FULL = ["actgan.epochs=20", "resnet_lstm.epochs=10", "resnet_lstm.patience=3"]
 QUICK = ["actgan.epochs=2", "actgan.batch_size=256", "actgan.generator_dims=[64]", "actgan.discriminator_dims=[64]",
          "resnet_lstm.epochs=2", "resnet_lstm.filters=[8,16]", "resnet_lstm.lstm_hidden=16",
