@@ -35,11 +35,15 @@ from benchmarks._common import emit_json, write_section  # noqa: E402
 
 AS_OF = "2005-09-30"
 FEATURES = ["features.T=6", "features.horizon_months=1"]
-#: Deep model sizes of a full run (as benchmarks/train_uci.py: fewer epochs than the paper, for a 2-core box).
+#: Deep model sizes of a full run (as benchmarks/train_uci.py: fewer epochs than the paper, for a 2-core box;
+#: byod_uci.py uses them too).
 FULL = ["actgan.epochs=20", "resnet_lstm.epochs=10", "resnet_lstm.patience=3"]
 QUICK = ["actgan.epochs=2", "actgan.batch_size=256", "actgan.generator_dims=[64]", "actgan.discriminator_dims=[64]",
          "resnet_lstm.epochs=2", "resnet_lstm.filters=[8,16]", "resnet_lstm.lstm_hidden=16",
          "resnet_lstm.embedding_dim=16", "resnet_lstm.lr=0.001"]
+#: The deep models train in the driver process, one worker: on the benchmarks' ``local[2]`` master two gloo ranks
+#: would only share the same two cores (byod_uci.py trains the same way).
+DEEP_LOCAL = ["distributed.backend=local", "distributed.num_workers=1"]
 #: The gate must not stop the benchmark: a refused bundle is stored and its metrics are read all the same.
 GATE = ["train.min_test_auc=0.5", "train.max_auc_below_baseline=1"]
 
@@ -169,8 +173,7 @@ def main() -> None:
     common = ["--warehouse", str(wh), "--set", f"spark.master={a.master}"]
     spark = build_session(SparkConfig(master=a.master, driver_memory="4g", shuffle_partitions=8),
                           "bench-champion-uci", str(wh))
-    settings = FEATURES + GATE + (QUICK if a.quick else FULL) + [
-        "distributed.backend=local", "distributed.num_workers=1", "xgb.num_workers=2"] + a.overrides
+    settings = FEATURES + GATE + (QUICK if a.quick else FULL) + DEEP_LOCAL + ["xgb.num_workers=2"] + a.overrides
     out: dict[str, Any] = {"master": a.master, "settings": settings, "seeds": seeds, "jobs_s": {}, "per_seed": []}
     try:
         if not (a.reuse and (wh / "features" / "_delta_log").is_dir()):
