@@ -10,10 +10,9 @@ import numpy as np
 import torch
 import torch.nn.functional as F  # noqa: N812 - torch convention
 from torch import Tensor, nn
-from torch.nn.utils.rnn import pack_padded_sequence, pad_packed_sequence
 
 from credspark.models._nn_blocks import ResidualBlock1d, SpatialAttention1d, TemporalAttention, masked_mean
-from credspark.models._resnet_network import ResNetLSTMModule
+from credspark.models._resnet_network import ResNetLSTMModule, masked_lstm
 
 __all__ = ["FoldedEncoder", "PROBE_ROWS", "PROBE_TOLERANCE"]
 
@@ -132,20 +131,10 @@ class FoldedEncoder:
         return torch.bmm(weights, fmap).squeeze(1) / fmap.shape[1]  # mean over L of the re-weighted map
 
     def _dynamic_vector(self, dynamic: Tensor, mask: Tensor) -> Tensor:
-        # The LSTM part mirrors ResNetLSTMModule._dynamic_vector (the equality tests cover every history
-        # length, none included); the attention weights' bookkeeping for inspection is left out.
+        # The LSTM is the network's own masked_lstm; the attention weights' bookkeeping for inspection is left
+        # out (the equality tests cover every history length, none included).
         module = self._module
-        T = dynamic.shape[1]
-        if bool(mask.all()):
-            h, _ = module.lstm(dynamic)
-            valid = mask
-        else:
-            order = torch.sort((~mask).to(torch.uint8), dim=1, stable=True).indices
-            compact = dynamic.gather(1, order.unsqueeze(-1).expand_as(dynamic))
-            lengths = mask.sum(dim=1)
-            packed = pack_padded_sequence(compact, lengths.clamp(min=1), batch_first=True, enforce_sorted=False)
-            h, _ = pad_packed_sequence(module.lstm(packed)[0], batch_first=True, total_length=T)
-            valid = torch.arange(T).unsqueeze(0) < lengths.unsqueeze(1)
+        h, valid, _ = masked_lstm(module.lstm, dynamic, mask)
         temporal = module.temporal
         if temporal is None:
             return masked_mean(h, valid)

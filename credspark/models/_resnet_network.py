@@ -18,7 +18,43 @@ from torch.nn.utils.rnn import pack_padded_sequence, pad_packed_sequence
 
 from credspark.models._nn_blocks import ResidualBlock1d, SpatialAttention1d, TemporalAttention, masked_mean
 
-__all__ = ["ResNetLSTMModule", "build_module"]
+__all__ = ["ResNetLSTMModule", "build_module", "masked_lstm"]
+
+
+#: The network's default shape; the estimator (:class:`~credspark.models.resnet_lstm.ResNetLSTM`) takes the same.
+DEFAULT_EMBEDDING_DIM = 32
+DEFAULT_FILTERS: tuple[int, ...] = (16, 32, 64, 128)
+DEFAULT_BLOCKS_PER_STAGE = 1
+DEFAULT_LSTM_HIDDEN = 64
+DEFAULT_DROPOUT = 0.5
+
+
+def masked_lstm(lstm: nn.LSTM, dynamic: Tensor, mask: Tensor) -> tuple[Tensor, Tensor, Tensor | None]:
+    """Run ``lstm`` over each row's observed months only: neither direction ever reads a masked month.
+
+    Each row's observed months are moved to the front (stable, so in time order) and packed. Rows with no
+    observed month run for one ignored step (packing needs a length >= 1); ``valid`` is all False for them.
+
+    Args:
+        lstm: A batch-first (Bi)LSTM.
+        dynamic: ``(n, T, C)`` scaled sequence.
+        mask: ``(n, T)`` bool, True for observed months.
+
+    Returns:
+        ``(h, valid, order)``: LSTM outputs ``(n, T, H)`` with each row's observed months first; ``valid``
+        ``(n, T)`` marks those positions; ``order`` ``(n, T)`` gives each position's calendar month (None when
+        every month is observed: nothing was moved).
+    """
+    if bool(mask.all()):  # the common case (full history): no packing needed
+        return lstm(dynamic)[0], mask, None
+    T = dynamic.shape[1]
+    order = torch.sort((~mask).to(torch.uint8), dim=1, stable=True).indices
+    compact = dynamic.gather(1, order.unsqueeze(-1).expand_as(dynamic))
+    lengths = mask.sum(dim=1)
+    packed = pack_padded_sequence(compact, lengths.clamp(min=1).cpu(), batch_first=True, enforce_sorted=False)
+    h, _ = pad_packed_sequence(lstm(packed)[0], batch_first=True, total_length=T)
+    valid = torch.arange(T, device=dynamic.device).unsqueeze(0) < lengths.unsqueeze(1)
+    return h, valid, order
 
 
 class ResNetLSTMModule(nn.Module):
@@ -44,13 +80,13 @@ class ResNetLSTMModule(nn.Module):
         *,
         n_static: int,
         n_channels: int,
-        embedding_dim: int = 32,
-        filters: Sequence[int] = (16, 32, 64, 128),
-        blocks_per_stage: int = 1,
-        lstm_hidden: int = 64,
+        embedding_dim: int = DEFAULT_EMBEDDING_DIM,
+        filters: Sequence[int] = DEFAULT_FILTERS,
+        blocks_per_stage: int = DEFAULT_BLOCKS_PER_STAGE,
+        lstm_hidden: int = DEFAULT_LSTM_HIDDEN,
         spatial_attention: bool = True,
         temporal_attention: bool = True,
-        dropout: float = 0.5,
+        dropout: float = DEFAULT_DROPOUT,
     ) -> None:
         super().__init__()
         if n_static < 1 or n_channels < 0:
@@ -81,22 +117,7 @@ class ResNetLSTMModule(nn.Module):
         return fmap.mean(dim=-1), weights
 
     def _dynamic_vector(self, dynamic: Tensor, mask: Tensor) -> tuple[Tensor, Tensor | None]:
-        n, T, _ = dynamic.shape
-        mask = mask.bool()
-        order = None
-        if bool(mask.all()):  # the common case (full history): no packing needed
-            h, _ = self.lstm(dynamic)
-            valid = mask
-        else:
-            # Move each row's observed months to the front (stable, so in time order) and pack, so the
-            # LSTM never reads a masked month in either direction. Rows with no observed month are run
-            # for one (ignored) step because packing needs length >= 1; their context is zeroed below.
-            order = torch.sort((~mask).to(torch.uint8), dim=1, stable=True).indices
-            compact = dynamic.gather(1, order.unsqueeze(-1).expand_as(dynamic))
-            lengths = mask.sum(dim=1)
-            packed = pack_padded_sequence(compact, lengths.clamp(min=1).cpu(), batch_first=True, enforce_sorted=False)
-            h, _ = pad_packed_sequence(self.lstm(packed)[0], batch_first=True, total_length=T)
-            valid = torch.arange(T, device=dynamic.device).unsqueeze(0) < lengths.unsqueeze(1)
+        h, valid, order = masked_lstm(self.lstm, dynamic, mask.bool())
         if self.temporal is None:
             return masked_mean(h, valid), None
         context, alpha = self.temporal(h, valid)

@@ -28,7 +28,15 @@ from torch import Tensor, nn
 
 from credspark.models._preprocess import InputPreprocessor
 from credspark.models._resnet_folding import PROBE_TOLERANCE, FoldedEncoder
-from credspark.models._resnet_network import ResNetLSTMModule, build_module
+from credspark.models._resnet_network import (
+    DEFAULT_BLOCKS_PER_STAGE,
+    DEFAULT_DROPOUT,
+    DEFAULT_EMBEDDING_DIM,
+    DEFAULT_FILTERS,
+    DEFAULT_LSTM_HIDDEN,
+    ResNetLSTMModule,
+    build_module,
+)
 from credspark.models._resnet_training import (
     EarlyStopping,
     LossFn,
@@ -114,13 +122,13 @@ class ResNetLSTM:
         self,
         *,
         spec: FeatureSpec,
-        embedding_dim: int = 32,
-        filters: Sequence[int] = (16, 32, 64, 128),
-        blocks_per_stage: int = 1,
-        lstm_hidden: int = 64,
+        embedding_dim: int = DEFAULT_EMBEDDING_DIM,
+        filters: Sequence[int] = DEFAULT_FILTERS,
+        blocks_per_stage: int = DEFAULT_BLOCKS_PER_STAGE,
+        lstm_hidden: int = DEFAULT_LSTM_HIDDEN,
         spatial_attention: bool = True,
         temporal_attention: bool = True,
-        dropout: float = 0.5,
+        dropout: float = DEFAULT_DROPOUT,
         loss: str = "bce",
         focal_alpha: float = 0.25,
         focal_gamma: float = 2.0,
