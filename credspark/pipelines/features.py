@@ -243,13 +243,14 @@ def build_features(spark: SparkSession, cfg: Config, request: FeaturesRequest, r
     dates = list(request.as_of_dates)
     log.info("features: %d as-of date(s) %s .. %s", len(dates), dates[0], dates[-1])
     versions = source_versions(spark, cfg)  # before the inputs are read (see source_versions)
-    # With the earlier months stored, only the rows of the months this run computes are read and validated.
+    observed = outcomes_observed_through(spark, cfg)
     events = {s: None for s, v in versions.items() if v is not None}
     plan = early_plan(spark, cfg, events, dates, versions, rebuild=request.rebuild_months) if events else None
+    # With the earlier months stored, only the rows of the months this run computes are read and validated;
+    # not when the outcomes do not record their observed-through date: its fallback reads every statement.
+    scope = None if plan is None or observed is None else events_from(plan, dates[-1])
     # validate_inputs times itself (stage "validate"); it is lazy: the build below re-reads the clean rows.
-    inputs = validate_inputs(spark, cfg, dates[-1], run.run_id, run,
-                             events_from=None if plan is None else events_from(plan, dates[-1]))
-    observed = outcomes_observed_through(spark, cfg)
+    inputs = validate_inputs(spark, cfg, dates[-1], run.run_id, run, events_from=scope)
     monthly_rows = None
     if any(s in inputs for s in ("transactions", "statements")):  # static-only sources have no monthly rows
         with run.stage("monthly_activity"):
