@@ -192,7 +192,9 @@ def fake_inputs(monkeypatch, spark):
     """Stand in for credspark.pipelines.validate.validate_inputs (its own tests cover validation)."""
     seen = []
 
-    def validate_inputs(spark_, cfg, as_of, run_id, run):
+    def validate_inputs(spark_, cfg, as_of, run_id, run, *, events_from=None):
+        # The inputs here are not warehouse tables: no source version, so no monthly plan can scope them.
+        assert events_from is None
         seen.append(as_of)
         return _inputs(spark)
 
